@@ -1,0 +1,96 @@
+//! The thread pool the kernels run in.
+//!
+//! The size is `set_num_threads(n)` if called, else `RAYON_NUM_THREADS` if set to a
+//! positive integer, else the number of available CPUs. The pool is rebuilt after a
+//! `fork` (it is keyed by process id), because the parent's worker threads do not
+//! exist in the child.
+
+use std::sync::{Arc, Mutex};
+
+use rayon::ThreadPool;
+
+struct PoolState {
+    pid: u32,
+    threads: usize,
+    pool: Arc<ThreadPool>,
+}
+
+static STATE: Mutex<Option<PoolState>> = Mutex::new(None);
+static REQUESTED: Mutex<Option<usize>> = Mutex::new(None);
+
+fn default_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Sets the number of threads used by later kernel calls; `None` restores the
+/// default. `Some(0)` is rejected.
+pub fn set_num_threads(threads: Option<usize>) -> Result<(), String> {
+    if threads == Some(0) {
+        return Err("number of threads must be at least 1, got 0".to_string());
+    }
+    *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) = threads;
+    Ok(())
+}
+
+/// The number of threads later kernel calls will use.
+pub fn get_num_threads() -> usize {
+    REQUESTED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(default_threads)
+}
+
+fn pool() -> Arc<ThreadPool> {
+    let threads = get_num_threads();
+    let pid = std::process::id();
+    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = state.as_ref() {
+        if s.pid == pid && s.threads == threads {
+            return Arc::clone(&s.pool);
+        }
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("acbmse-{i}"))
+            .build()
+            .expect("failed to start the kernel thread pool"),
+    );
+    if let Some(old) = state.replace(PoolState {
+        pid,
+        threads,
+        pool: Arc::clone(&pool),
+    }) {
+        if old.pid != pid {
+            // A pool inherited through fork has no threads in this process; dropping
+            // it would try to signal them. Leak it instead.
+            std::mem::forget(old);
+        }
+    }
+    pool
+}
+
+/// Runs `f` inside the kernel thread pool.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    pool().install(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_and_get() {
+        set_num_threads(Some(3)).unwrap();
+        assert_eq!(get_num_threads(), 3);
+        assert_eq!(install(rayon::current_num_threads), 3);
+        assert!(set_num_threads(Some(0)).is_err());
+        assert_eq!(get_num_threads(), 3);
+        set_num_threads(None).unwrap();
+        assert!(get_num_threads() >= 1);
+    }
+}
