@@ -669,13 +669,13 @@ mod tests {
                 .into_dyn();
             let got = per_sample_stats(pa.view(), ta.view()).unwrap();
             assert_eq!(got.len(), n_samples);
-            for k in 0..n_samples {
+            for (k, stats) in got.iter().enumerate() {
                 let alone = class_stats(
                     pa.slice(s![k, ..]).into_dyn(),
                     ta.slice(s![k, ..]).into_dyn(),
                 )
                 .unwrap();
-                assert_eq!(got[k], alone);
+                assert_eq!(*stats, alone);
             }
         }
     }

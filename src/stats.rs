@@ -37,11 +37,13 @@ pub struct WeightError {
 
 impl fmt::Display for WeightError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} must be a finite number >= 0, got {}",
-            self.name, self.value
-        )
+        // Spelled as Python spells floats (-1.0, nan, inf), since most callers are Python.
+        let value = if self.value.is_nan() {
+            "nan".to_string()
+        } else {
+            format!("{:?}", self.value)
+        };
+        write!(f, "{} must be a finite number >= 0, got {value}", self.name)
     }
 }
 
@@ -190,7 +192,11 @@ mod tests {
         assert!(check_weights(0.0, 2.5).is_ok());
         let err = check_weights(-1.0, 1.0).unwrap_err();
         assert_eq!(err.name, "zero_weighting");
-        assert!(err.to_string().contains("-1"));
+        assert!(err.to_string().ends_with("got -1.0"));
+        assert!(check_weights(1.0, f64::NAN)
+            .unwrap_err()
+            .to_string()
+            .ends_with("got nan"));
         assert_eq!(
             check_weights(1.0, f64::NAN).unwrap_err().name,
             "nonzero_weighting"
