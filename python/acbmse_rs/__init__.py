@@ -10,9 +10,12 @@ torch criterion lives in ``acbmse_rs.torch``.
 
 from ._api import acb_mse, acb_mse_grad, acb_mse_per_sample, class_stats
 from ._core import ClassStats, __version__, get_num_threads, set_num_threads
+from .scorer import Scorer, ScoreResult
 
 __all__ = [
     "ClassStats",
+    "ScoreResult",
+    "Scorer",
     "__version__",
     "acb_mse",
     "acb_mse_grad",
@@ -21,3 +24,12 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: ``from acbmse_rs import ACBLoss`` imports torch only when asked for.
+    if name == "ACBLoss":
+        from .torch import ACBLoss
+
+        return ACBLoss
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
