@@ -113,7 +113,7 @@ def _scaled_diff_fake(pred: Tensor, target: Tensor, coef: Tensor) -> Tensor:
 
 def _stats_setup_context(
     ctx: torch.autograd.function.FunctionCtx, inputs: tuple[Tensor, Tensor], output: Tensor
-) -> None:  # type: ignore[type-arg]
+) -> None:
     pred, target = inputs
     ctx.save_for_backward(pred, target)
 
