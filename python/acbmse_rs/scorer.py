@@ -347,15 +347,34 @@ class Scorer:
                 f"{self._sample_shape} (batch shape {p.shape})"
             )
         n_zero, n_nonzero, sse_zero, sse_nonzero = _core.per_sample_stats(p, t)
+        self._add_per_sample_stats(sample_shape, n_zero, n_nonzero, sse_zero, sse_nonzero)
+
+    def _add_per_sample_stats(
+        self,
+        sample_shape: tuple[int, ...],
+        n_zero: np.ndarray[Any, Any],
+        n_nonzero: np.ndarray[Any, Any],
+        sse_zero: np.ndarray[Any, np.dtype[np.float64]],
+        sse_nonzero: np.ndarray[Any, np.dtype[np.float64]],
+    ) -> None:
+        """Adds samples given by their statistics (as ``_core.per_sample_stats`` returns).
+
+        Used by :meth:`update` and by the Dask layer, which may assemble a sample's
+        statistics from several blocks.
+        """
+        if self._sample_shape is not None and sample_shape != self._sample_shape:
+            raise ValueError(
+                f"samples have shape {sample_shape} but earlier ones had {self._sample_shape}"
+            )
         losses = _per_sample_losses(
             n_zero, n_nonzero, sse_zero, sse_nonzero, self._zero_weighting, self._nonzero_weighting
         )
         self._sample_shape = sample_shape
-        self._n_samples += int(p.shape[0])
+        self._n_samples += len(losses)
         self._n_zero += int(n_zero.sum())
         self._n_nonzero += int(n_nonzero.sum())
-        self._sse_zero.add_array(sse_zero)
-        self._sse_nonzero.add_array(sse_nonzero)
+        self._sse_zero.add_array(np.asarray(sse_zero, np.float64))
+        self._sse_nonzero.add_array(np.asarray(sse_nonzero, np.float64))
         self._per_sample.append(losses)
 
     def merge(self, other: Scorer) -> Scorer:
