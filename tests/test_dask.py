@@ -145,3 +145,10 @@ def test_importing_the_package_imports_no_optional_dependency() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    result = doctest.testmod(acb_dask)
+    assert result.attempted > 0 and result.failed == 0

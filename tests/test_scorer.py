@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import pickle
 from typing import Any
 
@@ -187,3 +188,10 @@ def test_bad_weights_and_merges() -> None:
     b.update(np.zeros((1, 3)), np.zeros((1, 3)))
     with pytest.raises(ValueError, match="different sample shapes"):
         a.merge(b)
+
+
+def test_docstring_examples() -> None:
+    import acbmse_rs.scorer
+
+    result = doctest.testmod(acbmse_rs.scorer, extraglobs={"acbmse_rs": acbmse_rs})
+    assert result.attempted > 0 and result.failed == 0

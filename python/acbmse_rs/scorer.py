@@ -267,8 +267,8 @@ class Scorer:
         >>> s.update(np.ones((2, 3)), np.array([[0, 0, 1], [1, 1, 1]]))
         >>> s.update(np.zeros((1, 3)), np.zeros((1, 3)))
         >>> r = s.compute()
-        >>> r.loss, r.n_samples, r.per_sample.tolist()
-        (1.0, 3, [1.0, 0.0, 0.0])
+        >>> r.loss, r.n_samples, r.per_sample.tolist()   # zero class: 2/5, nonzero: 0/4
+        (0.4, 3, [1.0, 0.0, 0.0])
     """
 
     def __init__(self, zero_weighting: float = 1.0, nonzero_weighting: float = 1.0) -> None:
