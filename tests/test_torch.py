@@ -20,6 +20,7 @@ torch = pytest.importorskip("torch")
 
 from acbmse_rs.torch import (  # noqa: E402
     ACBLoss,
+    _acb_mse_op,
     _class_stats_op,
     _per_sample_stats_op,
     _scaled_diff_op,
@@ -154,6 +155,27 @@ def test_class_stats() -> None:
             backend=backend,  # type: ignore[arg-type]
         )
         assert counts.tolist() == [1, 1] and sse.tolist() == [1.0, 0.25]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_class_stats_gradients_and_loss_relation(backend: str) -> None:
+    """The statistics route (used by sync_counts) equals the fused loss, with grads."""
+    pred, target = sparse_batch((3, 2, 6, 5), 0.2, torch.float64)
+    kw: dict[str, Any] = {"backend": backend}
+    for per_sample in (False, True):
+        p1 = pred.clone().requires_grad_()
+        p2 = pred.clone().requires_grad_()
+        counts, sse = class_stats(p1, target, per_sample=per_sample, **kw)
+        assert counts.shape == sse.shape == ((2, 3) if per_sample else (2,))
+        assert not counts.requires_grad and sse.requires_grad
+        n = counts.clamp(min=1).to(sse.dtype)
+        from_stats = 0.5 * sse[0] / n[0] + 2.0 * sse[1] / n[1]
+        fused = acb_mse(p2, target, 0.5, 2.0, reduction="none" if per_sample else "global", **kw)
+        torch.testing.assert_close(from_stats, fused, rtol=1e-13, atol=0.0)
+        from_stats.sum().backward()
+        fused.sum().backward()
+        assert p1.grad is not None and p2.grad is not None
+        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-13, atol=1e-16)
 
 
 # --------------------------------------------------------------------------------------
@@ -437,6 +459,10 @@ def test_opcheck_custom_ops() -> None:
         for p, t in ((pred, target), (pred_t, target_t)):
             p = p.to(dtype).requires_grad_()
             t = t.to(dtype)
+            for per_sample in (False, True):
+                args = (p, t, 0.5, 2.0, per_sample)
+                torch.library.opcheck(_acb_mse_op, args)
+                torch.library.opcheck(_acb_mse_op, (p, t.clone().requires_grad_(), *args[2:]))
             torch.library.opcheck(_class_stats_op, (p, t))
             torch.library.opcheck(_per_sample_stats_op, (p, t))
             torch.library.opcheck(_per_sample_stats_op, (p, t.clone().requires_grad_()))
@@ -447,6 +473,7 @@ def test_opcheck_custom_ops() -> None:
 
 
 def test_ops_are_registered_under_acbmse_namespace() -> None:
+    assert torch.ops.acbmse.acb_mse.default is not None
     assert torch.ops.acbmse.class_stats.default is not None
     assert torch.ops.acbmse.per_sample_stats.default is not None
     assert torch.ops.acbmse.scaled_diff.default is not None

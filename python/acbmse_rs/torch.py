@@ -59,6 +59,71 @@ _KERNEL_DTYPES = (torch.float32, torch.float64)
 # --------------------------------------------------------------------------------------
 
 
+@torch.library.custom_op("acbmse::acb_mse", mutates_args=(), device_types="cpu")
+def _acb_mse_op(
+    pred: Tensor,
+    target: Tensor,
+    zero_weighting: float,
+    nonzero_weighting: float,
+    per_sample: bool,
+) -> tuple[Tensor, Tensor]:
+    """The loss and the gradient coefficients ``[w0 / max(n0, 1), w1 / max(n1, 1)]``.
+
+    One pass over the data (the Rust fold). The loss has ``pred``'s dtype and shape
+    ``()`` (``(B,)`` with ``per_sample``); the coefficients are float64 of shape ``(2,)``
+    (``(2, B)``) and are what the backward needs besides the data.
+    """
+    p = pred.detach().numpy()
+    t = target.detach().numpy()
+    if per_sample:
+        n0, n1, s0, s1 = _core.per_sample_stats(p, t)
+        c0 = zero_weighting / np.maximum(n0, 1).astype(np.float64)
+        c1 = nonzero_weighting / np.maximum(n1, 1).astype(np.float64)
+        loss = torch.from_numpy(c0 * s0 + c1 * s1).to(pred.dtype)
+        return loss, torch.from_numpy(np.stack([c0, c1]))
+    s = _core.class_stats(p, t)
+    k0 = zero_weighting / max(s.n_zero, 1)
+    k1 = nonzero_weighting / max(s.n_nonzero, 1)
+    value = k0 * s.sse_zero + k1 * s.sse_nonzero
+    return torch.tensor(value, dtype=pred.dtype), torch.tensor([k0, k1], dtype=torch.float64)
+
+
+@_acb_mse_op.register_fake
+def _acb_mse_fake(
+    pred: Tensor,
+    target: Tensor,
+    zero_weighting: float,
+    nonzero_weighting: float,
+    per_sample: bool,
+) -> tuple[Tensor, Tensor]:
+    if per_sample:
+        b = pred.shape[0]
+        return pred.new_empty((b,)), pred.new_empty((2, b), dtype=torch.float64)
+    return pred.new_empty(()), pred.new_empty((2,), dtype=torch.float64)
+
+
+def _acb_mse_setup_context(
+    ctx: torch.autograd.function.FunctionCtx,
+    inputs: tuple[Tensor, Tensor, float, float, bool],
+    output: tuple[Tensor, Tensor],
+) -> None:
+    pred, target = inputs[0], inputs[1]
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(pred, target, output[1])
+
+
+def _acb_mse_backward(
+    ctx: torch.autograd.function.FunctionCtx, grad_loss: Tensor, grad_coef: Optional[Tensor]
+) -> tuple[Optional[Tensor], Optional[Tensor], None, None, None]:
+    # d loss / d pred_i = 2 * w_c / n_c * (pred_i - target_i) for i in class c.
+    pred, target, coef = ctx.saved_tensors  # type: ignore[attr-defined]
+    needs_pred, needs_target = ctx.needs_input_grad[:2]  # type: ignore[attr-defined]
+    if not (needs_pred or needs_target):
+        return None, None, None, None, None
+    grad = _scaled_diff_op(pred, target, coef * (2.0 * grad_loss))
+    return (grad if needs_pred else None), (-grad if needs_target else None), None, None, None
+
+
 @torch.library.custom_op("acbmse::class_stats", mutates_args=(), device_types="cpu")
 def _class_stats_op(pred: Tensor, target: Tensor) -> Tensor:
     """Class statistics ``[n_zero, n_nonzero, sse_zero, sse_nonzero]`` (float64, (4,))."""
@@ -133,6 +198,7 @@ def _stats_backward(
 
 _class_stats_op.register_autograd(_stats_backward, setup_context=_stats_setup_context)
 _per_sample_stats_op.register_autograd(_stats_backward, setup_context=_stats_setup_context)
+_acb_mse_op.register_autograd(_acb_mse_backward, setup_context=_acb_mse_setup_context)
 
 
 # --------------------------------------------------------------------------------------
@@ -182,7 +248,11 @@ def _check_weight(name: str, w: float) -> float:
     return w
 
 
-def _check_inputs(input: Tensor, target: Tensor) -> None:
+def _prepare(
+    input: Tensor, target: Tensor, backend: str, per_sample: bool
+) -> tuple[Tensor, Tensor, torch.dtype, bool]:
+    """Validate; return ``(input, target)`` in the computation dtype, the output dtype
+    and whether the Rust kernel runs."""
     if not isinstance(input, Tensor) or not isinstance(target, Tensor):
         raise TypeError(
             "input and target must be torch.Tensor, got "
@@ -198,15 +268,38 @@ def _check_inputs(input: Tensor, target: Tensor) -> None:
             f"input and target are empty (shape {tuple(input.shape)}); "
             "ACB-MSE needs at least one element"
         )
-    if input.is_complex() or target.is_complex():
+    if per_sample and input.dim() == 0:
+        raise ValueError(
+            "per-sample losses need tensors with at least 1 dimension (axis 0 = samples), "
+            "got 0-d tensors"
+        )
+    out_dtype = torch.promote_types(input.dtype, target.dtype)
+    if out_dtype.is_complex:
         raise TypeError(f"complex tensors are not supported, got {input.dtype} and {target.dtype}")
-
-
-def _common_dtype(input: Tensor, target: Tensor) -> torch.dtype:
-    dtype = torch.promote_types(input.dtype, target.dtype)
-    if not dtype.is_floating_point:
-        dtype = torch.get_default_dtype()
-    return dtype
+    if not out_dtype.is_floating_point:
+        out_dtype = torch.get_default_dtype()
+    if backend == "auto":
+        use_kernel = input.device.type == "cpu"
+    elif backend == "kernel":
+        if input.device.type != "cpu" or target.device.type != "cpu":
+            raise ValueError(
+                "backend='kernel' needs CPU tensors, got devices "
+                f"{input.device} and {target.device}; use backend='tensor' or 'auto'"
+            )
+        use_kernel = True
+    elif backend == "tensor":
+        use_kernel = False
+    else:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    # The kernel reads float32/float64 in place; half precision is widened to float32.
+    dtype = (
+        (out_dtype if out_dtype in _KERNEL_DTYPES else torch.float32) if use_kernel else out_dtype
+    )
+    if input.dtype != dtype:
+        input = input.to(dtype)
+    if target.dtype != dtype:
+        target = target.to(dtype)
+    return input, target, out_dtype, use_kernel
 
 
 def class_stats(
@@ -218,52 +311,45 @@ def class_stats(
 ) -> tuple[Tensor, Tensor]:
     r"""Class counts and sums of squared errors, differentiable in the sums.
 
+    .. math::
+
+        n_Z = |Z|,\quad n_H = |H|,\quad
+        s_Z = \sum_{i \in Z} (x_i - y_i)^2,\quad s_H = \sum_{i \in H} (x_i - y_i)^2
+
+    Statistics of disjoint blocks add up; the loss is
+    ``A * s_Z / max(n_Z, 1) + B * s_H / max(n_H, 1)``.
+
     Args:
         input: Predictions of any shape.
-        target: Targets of the same shape; zero elements form the zero class.
+        target: Targets of the same shape; zero elements form the zero class Z.
         per_sample: Statistics of each sample along axis 0 instead of the whole tensor.
         backend: ``"auto"``, ``"kernel"`` (CPU only) or ``"tensor"``; see the module
             docstring.
 
     Returns:
-        ``(counts, sse)``: row 0 is the zero class, row 1 the nonzero class. Shapes
-        ``(2,)`` (or ``(2, B)`` with ``per_sample``). The kernel backend returns float64
-        for both; the tensor backend returns int64 counts and sums in the accumulation
-        dtype (float64 for float64 input, float32 otherwise). Only ``sse`` carries
-        gradients.
+        ``(counts, sse)``: row 0 is the zero class, row 1 the nonzero class. The kernel
+        backend returns float64 for both; the tensor backend returns int64 counts and
+        sums in the accumulation dtype (float64 for float64 input, float32 otherwise).
+        Only ``sse`` carries gradients.
+
+    Shape:
+        - input, target: :math:`(*)` (:math:`(B, *)` with ``per_sample``).
+        - counts, sse: :math:`(2,)` (:math:`(2, B)` with ``per_sample``).
 
     Example:
         >>> import torch
         >>> from acbmse_rs.torch import class_stats
-        >>> counts, sse = class_stats(torch.tensor([1.0, 0.5]), torch.tensor([0.0, 1.0]))
+        >>> pred = torch.tensor([1.0, 0.5], requires_grad=True)
+        >>> counts, sse = class_stats(pred, torch.tensor([0.0, 1.0]))
         >>> counts.tolist(), sse.tolist()
         ([1.0, 1.0], [1.0, 0.25])
+        >>> sse.sum().backward()
     """
-    _check_inputs(input, target)
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-    if per_sample and input.dim() == 0:
-        raise ValueError(
-            "per-sample statistics need tensors with at least 1 dimension (axis 0 = samples), "
-            "got 0-d tensors"
-        )
-    dtype = _common_dtype(input, target)
-    use_kernel = backend == "kernel" or (backend == "auto" and input.device.type == "cpu")
-    if use_kernel:
-        if input.device.type != "cpu" or target.device.type != "cpu":
-            raise ValueError(
-                "backend='kernel' needs CPU tensors, got devices "
-                f"{input.device} and {target.device}; use backend='tensor' or 'auto'"
-            )
-        kdtype = dtype if dtype in _KERNEL_DTYPES else torch.float32
-        p = input.to(kdtype)
-        t = target.to(kdtype)
-        if per_sample:
-            stats = _per_sample_stats_op(p, t)
-        else:
-            stats = _class_stats_op(p, t)
-        return stats[:2].detach(), stats[2:]
-    return _tensor_stats(input.to(dtype), target.to(dtype), per_sample)
+    p, t, _, use_kernel = _prepare(input, target, backend, per_sample)
+    if not use_kernel:
+        return _tensor_stats(p, t, per_sample)
+    stats = _per_sample_stats_op(p, t) if per_sample else _class_stats_op(p, t)
+    return stats[:2].detach(), stats[2:]
 
 
 def _loss_from_stats(
@@ -297,7 +383,8 @@ def acb_mse(
 
     Args:
         input: Predictions (the reconstruction), any shape, floating point.
-        target: Targets, the same shape as ``input`` (no broadcasting).
+        target: Targets, the same shape as ``input`` (no broadcasting). Integer or bool
+            targets are converted to the input's dtype.
         zero_weighting: Weight A of the zero class (finite, >= 0).
         nonzero_weighting: Weight B of the nonzero class (finite, >= 0).
         reduction: ``"global"`` (default, as the original): one loss balanced over the
@@ -305,18 +392,22 @@ def acb_mse(
             balanced by its own class counts, shape ``(B,)``. ``"mean"`` / ``"sum"``: the
             mean / sum of those per-sample losses.
         sync_counts: Under ``torch.distributed``, all-reduce the class counts so that
-            every rank balances with the global class frequencies, and multiply by the
-            world size W. Then the average of the ranks' losses equals the loss of the
-            concatenated global batch, and DDP's averaged gradient equals that loss's
-            gradient exactly. Only with ``reduction="global"``. The counts are summed
-            with ``dist.all_reduce`` (every rank must call the loss).
+            every rank balances with the global class frequencies, and multiply the
+            rank's loss by the world size W:
+            ``loss_r = W * (A * s_Z,r / N_Z + B * s_H,r / N_H)`` with ``N_c`` the global
+            counts. Then the mean of the ranks' losses equals the loss of the
+            concatenated global batch, and the gradient DDP computes (the mean of the
+            ranks' gradients) equals that loss's gradient, whatever the ranks' share
+            of hits. Every rank must call the loss (it runs ``dist.all_reduce``). Only
+            with ``reduction="global"``.
         process_group: Process group for ``sync_counts`` (default: the world).
         backend: ``"auto"`` (Rust kernel on CPU, tensor path elsewhere), ``"kernel"``
             or ``"tensor"`` (force the sync-free path, e.g. to test it on CPU).
 
     Returns:
-        A 0-d tensor (``(B,)`` for ``reduction="none"``) with the dtype of
-        ``torch.promote_types(input.dtype, target.dtype)`` on ``input``'s device.
+        A 0-d tensor (``(B,)`` for ``reduction="none"``) on ``input``'s device, with
+        dtype ``torch.promote_types(input.dtype, target.dtype)`` (the default float
+        dtype if both are integer).
 
     Raises:
         ValueError: For mismatched shapes, empty input, a bad weight or option.
@@ -347,19 +438,27 @@ def acb_mse(
             "(per-sample losses are balanced within each sample)"
         )
     per_sample = reduction != "global"
-    counts, sse = class_stats(input, target, per_sample=per_sample, backend=backend)
-    if sync_counts:
-        counts = counts.clone()
-        dist.all_reduce(counts, group=process_group)
-        world = dist.get_world_size(process_group)
-        loss = world * _loss_from_stats(counts, sse, w0, w1)
+    p, t, out_dtype, use_kernel = _prepare(input, target, backend, per_sample)
+    if use_kernel and not sync_counts:
+        # The common case: one fused operator forward, one backward.
+        loss: Tensor = _acb_mse_op(p, t, w0, w1, per_sample)[0]
     else:
-        loss = _loss_from_stats(counts, sse, w0, w1)
+        if use_kernel:
+            stats = _per_sample_stats_op(p, t) if per_sample else _class_stats_op(p, t)
+            counts, sse = stats[:2].detach(), stats[2:]
+        else:
+            counts, sse = _tensor_stats(p, t, per_sample)
+        if sync_counts:
+            counts = counts.clone()
+            dist.all_reduce(counts, group=process_group)
+            loss = dist.get_world_size(process_group) * _loss_from_stats(counts, sse, w0, w1)
+        else:
+            loss = _loss_from_stats(counts, sse, w0, w1)
     if reduction == "mean":
         loss = loss.mean()
     elif reduction == "sum":
         loss = loss.sum()
-    return loss.to(_common_dtype(input, target))
+    return loss if loss.dtype == out_dtype else loss.to(out_dtype)
 
 
 class ACBLoss(torch.nn.Module):
