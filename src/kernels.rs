@@ -99,7 +99,8 @@ fn squared_error<T: Element>(p: T, t: T) -> (f64, f64, bool) {
 struct Lanes {
     sse_zero: [f64; LANES],
     sse_nonzero: [f64; LANES],
-    n_zero: [u64; LANES],
+    // 32-bit counters vectorise better; a chunk has at most CHUNK < 2^32 elements.
+    n_zero: [u32; LANES],
 }
 
 impl Lanes {
@@ -118,13 +119,13 @@ impl Lanes {
         // leak into the other.
         self.sse_zero[lane] += if zero { d2 } else { 0.0 };
         self.sse_nonzero[lane] += if zero { 0.0 } else { d2 };
-        self.n_zero[lane] += u64::from(zero);
+        self.n_zero[lane] += u32::from(zero);
     }
 
     /// Adds the lanes in a fixed order.
     #[inline(always)]
     fn finish(self, len: usize) -> ClassStats {
-        let n_zero: u64 = self.n_zero.iter().sum();
+        let n_zero: u64 = self.n_zero.iter().map(|&n| u64::from(n)).sum();
         ClassStats {
             n_zero,
             n_nonzero: len as u64 - n_zero,
@@ -137,6 +138,7 @@ impl Lanes {
 #[inline(always)]
 fn fold_chunk_impl<T: Element>(pred: &[T], target: &[T]) -> ClassStats {
     assert_eq!(pred.len(), target.len());
+    assert!(pred.len() <= CHUNK, "a chunk has at most CHUNK elements");
     let mut lanes = Lanes::new();
     let p_blocks = pred.chunks_exact(LANES);
     let t_blocks = target.chunks_exact(LANES);
@@ -165,42 +167,25 @@ fn scaled_diff_chunk_impl<T: Element>(
     out: &mut [T],
 ) -> ClassStats {
     assert!(pred.len() == target.len() && pred.len() == out.len());
-    let mut lanes = Lanes::new();
-    let p_blocks = pred.chunks_exact(LANES);
-    let t_blocks = target.chunks_exact(LANES);
-    let mut o_blocks = out.chunks_exact_mut(LANES);
-    let (p_rest, t_rest) = (p_blocks.remainder(), t_blocks.remainder());
-    for ((pb, tb), ob) in p_blocks.zip(t_blocks).zip(&mut o_blocks) {
-        let pb: &[T; LANES] = pb.try_into().expect("block of LANES");
-        let tb: &[T; LANES] = tb.try_into().expect("block of LANES");
-        let ob: &mut [T; LANES] = ob.try_into().expect("block of LANES");
-        for j in 0..LANES {
-            let (d, d2, zero) = squared_error(pb[j], tb[j]);
-            lanes.add(j, d2, zero);
-            ob[j] = T::from_f64(if zero { coef_zero } else { coef_nonzero } * d);
-        }
+    // Two simple loops over a chunk that stays in cache vectorise far better than
+    // one loop that both reduces and writes.
+    let stats = fold_chunk_impl(pred, target);
+    for ((o, &p), &t) in out.iter_mut().zip(pred).zip(target) {
+        let coef = if t == T::ZERO {
+            coef_zero
+        } else {
+            coef_nonzero
+        };
+        *o = T::from_f64(coef * (p.to_f64() - t.to_f64()));
     }
-    let o_rest = o_blocks.into_remainder();
-    for (j, ((&p, &t), o)) in p_rest.iter().zip(t_rest).zip(o_rest).enumerate() {
-        let (d, d2, zero) = squared_error(p, t);
-        lanes.add(j, d2, zero);
-        *o = T::from_f64(if zero { coef_zero } else { coef_nonzero } * d);
-    }
-    lanes.finish(pred.len())
+    stats
 }
 
 #[inline(always)]
 fn count_zero_chunk_impl<T: Element>(target: &[T]) -> u64 {
-    let mut counts = [0u64; LANES];
-    let blocks = target.chunks_exact(LANES);
-    let rest = blocks.remainder();
-    for tb in blocks {
-        let tb: &[T; LANES] = tb.try_into().expect("block of LANES");
-        for j in 0..LANES {
-            counts[j] += u64::from(tb[j] == T::ZERO);
-        }
-    }
-    counts.iter().sum::<u64>() + rest.iter().filter(|&&t| t == T::ZERO).count() as u64
+    // An integer count is exact in any order, so a plain loop lets the compiler
+    // choose the vectorisation.
+    target.iter().map(|&t| u64::from(t == T::ZERO)).sum()
 }
 
 // The same loops compiled for AVX2, chosen at run time. The lane structure is
@@ -232,30 +217,109 @@ mod avx2 {
     }
 }
 
-#[inline]
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
+// And for AVX-512 (F + VL + DQ + BW), where available.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2")]
+    pub(super) fn fold_chunk<T: Element>(pred: &[T], target: &[T]) -> ClassStats {
+        fold_chunk_impl(pred, target)
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2")]
+    pub(super) fn scaled_diff_chunk<T: Element>(
+        pred: &[T],
+        target: &[T],
+        coef_zero: f64,
+        coef_nonzero: f64,
+        out: &mut [T],
+    ) -> ClassStats {
+        scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2")]
+    pub(super) fn count_zero_chunk<T: Element>(target: &[T]) -> u64 {
+        count_zero_chunk_impl(target)
     }
 }
 
-/// Folds one chunk of contiguous data into class statistics.
-pub fn fold_chunk<T: Element>(pred: &[T], target: &[T]) -> ClassStats {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 (checked at run time).
-        return unsafe { avx2::fold_chunk(pred, target) };
+/// Instruction sets the inner loops are compiled for, best last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// The target's baseline (SSE2 on x86_64).
+    Baseline,
+    /// AVX2.
+    Avx2,
+    /// AVX-512 F, VL, DQ and BW.
+    Avx512,
+}
+
+impl Simd {
+    /// The best level this CPU supports.
+    pub fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw") {
+                return Simd::Avx512;
+            }
+            if has!("avx2") {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Baseline
     }
+
+    /// The level in use: the detected one, lowered by the environment variable
+    /// `ACBMSE_RS_SIMD` (`baseline`, `avx2` or `avx512`) if set. It can only lower
+    /// the level; all levels give bitwise the same results.
+    pub fn active() -> Simd {
+        static ACTIVE: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+        *ACTIVE.get_or_init(|| {
+            let detected = Simd::detect();
+            let requested = match std::env::var("ACBMSE_RS_SIMD").as_deref() {
+                Ok("baseline") => Simd::Baseline,
+                Ok("avx2") => Simd::Avx2,
+                _ => Simd::Avx512,
+            };
+            detected.min(requested)
+        })
+    }
+
+    /// Lower-case name, as accepted by `ACBMSE_RS_SIMD`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Simd::Baseline => "baseline",
+            Simd::Avx2 => "avx2",
+            Simd::Avx512 => "avx512",
+        }
+    }
+}
+
+/// Folds one chunk (at most [`CHUNK`] elements) of contiguous data into class
+/// statistics.
+pub fn fold_chunk<T: Element>(pred: &[T], target: &[T]) -> ClassStats {
+    fold_chunk_with(Simd::active(), pred, target)
+}
+
+/// [`fold_chunk`] compiled for a given level (lowered to what the CPU supports).
+pub fn fold_chunk_with<T: Element>(simd: Simd, pred: &[T], target: &[T]) -> ClassStats {
+    #[cfg(target_arch = "x86_64")]
+    match simd.min(Simd::detect()) {
+        // SAFETY: the CPU supports these AVX-512 subsets (checked at run time).
+        Simd::Avx512 => return unsafe { avx512::fold_chunk(pred, target) },
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        Simd::Avx2 => return unsafe { avx2::fold_chunk(pred, target) },
+        Simd::Baseline => {}
+    }
+    let _ = simd;
     fold_chunk_impl(pred, target)
 }
 
 /// Writes `coef_c * (pred - target)` for each element's class `c` into `out` and
-/// returns the chunk's class statistics (the same as [`fold_chunk`]).
+/// returns the chunk's class statistics (the same as [`fold_chunk`]). At most
+/// [`CHUNK`] elements.
 pub fn scaled_diff_chunk<T: Element>(
     pred: &[T],
     target: &[T],
@@ -263,20 +327,43 @@ pub fn scaled_diff_chunk<T: Element>(
     coef_nonzero: f64,
     out: &mut [T],
 ) -> ClassStats {
+    scaled_diff_chunk_with(Simd::active(), pred, target, coef_zero, coef_nonzero, out)
+}
+
+/// [`scaled_diff_chunk`] compiled for a given level (lowered to what the CPU supports).
+pub fn scaled_diff_chunk_with<T: Element>(
+    simd: Simd,
+    pred: &[T],
+    target: &[T],
+    coef_zero: f64,
+    coef_nonzero: f64,
+    out: &mut [T],
+) -> ClassStats {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
+    match simd.min(Simd::detect()) {
+        // SAFETY: the CPU supports these AVX-512 subsets (checked at run time).
+        Simd::Avx512 => {
+            return unsafe { avx512::scaled_diff_chunk(pred, target, coef_zero, coef_nonzero, out) }
+        }
         // SAFETY: the CPU supports AVX2 (checked at run time).
-        return unsafe { avx2::scaled_diff_chunk(pred, target, coef_zero, coef_nonzero, out) };
+        Simd::Avx2 => {
+            return unsafe { avx2::scaled_diff_chunk(pred, target, coef_zero, coef_nonzero, out) }
+        }
+        Simd::Baseline => {}
     }
+    let _ = simd;
     scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out)
 }
 
 /// Counts the zero targets of one chunk of contiguous data.
 pub fn count_zero_chunk<T: Element>(target: &[T]) -> u64 {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
+    match Simd::active() {
+        // SAFETY: the CPU supports these AVX-512 subsets (checked at run time).
+        Simd::Avx512 => return unsafe { avx512::count_zero_chunk(target) },
         // SAFETY: the CPU supports AVX2 (checked at run time).
-        return unsafe { avx2::count_zero_chunk(target) };
+        Simd::Avx2 => return unsafe { avx2::count_zero_chunk(target) },
+        Simd::Baseline => {}
     }
     count_zero_chunk_impl(target)
 }
@@ -702,6 +789,30 @@ mod tests {
             pp[i] -= 2.0 * h;
             let down = class_stats(view(&pp), view(&t)).unwrap().loss(w0, w1);
             assert!(((up - down) / (2.0 * h) - g[i]).abs() < 1e-7);
+        }
+    }
+
+    #[test]
+    fn every_simd_level_gives_bitwise_the_same_results() {
+        let (p, t) = data(CHUNK - 3, 0.05, 21);
+        let p32: Vec<f32> = p.iter().map(|&x| x as f32).collect();
+        let t32: Vec<f32> = t.iter().map(|&x| x as f32).collect();
+        let levels = [Simd::Baseline, Simd::Avx2, Simd::Avx512];
+        let run = |simd: Simd| {
+            let mut g64 = vec![0.0; p.len()];
+            let mut g32 = vec![0.0f32; p.len()];
+            (
+                fold_chunk_with(simd, &p, &t),
+                fold_chunk_with(simd, &p32, &t32),
+                scaled_diff_chunk_with(simd, &p, &t, 0.3, -1.7, &mut g64),
+                scaled_diff_chunk_with(simd, &p32, &t32, 0.3, -1.7, &mut g32),
+                g64,
+                g32,
+            )
+        };
+        let want = run(Simd::Baseline);
+        for simd in levels {
+            assert_eq!(run(simd), want, "{simd:?} (detected {:?})", Simd::detect());
         }
     }
 

@@ -449,6 +449,7 @@ impl PyClassStats {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CHUNK", CHUNK)?;
+    m.add("SIMD", kernels::Simd::active().name())?;
     m.add_class::<PyClassStats>()?;
     m.add_function(wrap_pyfunction!(class_stats, m)?)?;
     m.add_function(wrap_pyfunction!(acb_mse, m)?)?;
