@@ -395,3 +395,25 @@ def test_every_simd_level_gives_bitwise_the_same_results():
         outputs[used] = rest
     assert "baseline" in outputs
     assert len(set(outputs.values())) == 1, outputs
+
+
+def _loss_in_child(queue) -> None:  # pragma: no cover - runs in a forked child
+    rng = np.random.default_rng(14)
+    pred, target = sparse_pair(rng, (4, 100_000), 0.05)
+    queue.put(acb_mse(pred, target))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork is POSIX only")
+def test_kernels_work_in_a_forked_child():
+    import multiprocessing as mp
+
+    rng = np.random.default_rng(14)
+    pred, target = sparse_pair(rng, (4, 100_000), 0.05)
+    want = acb_mse(pred, target)  # starts the thread pool in the parent
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_loss_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0, "the forked child hung or failed"
+    assert queue.get(timeout=5) == want
