@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ def _load(name: str):
     spec = importlib.util.spec_from_file_location(f"_figures_{name}", FIGURES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
     return module
 
@@ -60,3 +62,31 @@ def test_sweep_is_independent_of_the_fill_order():
 def test_odd_pixel_count_is_rejected():
     with pytest.raises(ValueError, match="must be even"):
         _load("stability").stability_sweep(height=3, width=3)
+
+
+def test_training_images_hold_the_requested_hits_and_disjoint_noise():
+    pytest.importorskip("torch")
+    training = _load("training")
+    noisy, clean = training.make_images(20, hits=100, noise=80, seed=3)
+    assert noisy.shape == clean.shape == (20, 1, 128, 88)
+    hits = (clean != 0).sum(axis=(1, 2, 3))
+    assert np.all((hits >= 50) & (hits <= 150))
+    # the signal is in the input unchanged; the noise lies only on empty target pixels
+    signal = clean != 0
+    np.testing.assert_array_equal(noisy[signal], clean[signal])
+    noise = (noisy != 0) & ~signal
+    assert noise.sum() > 0
+    values = np.concatenate([clean[signal], noisy[noise]])
+    assert values.min() >= 0.2 and values.max() <= 1.0
+
+
+def test_training_fallback_loss_matches_the_kernel():
+    torch = pytest.importorskip("torch")
+    import acbmse_rs
+
+    training = _load("training")
+    rng = np.random.default_rng(0)
+    target = np.where(rng.random((4, 1, 16, 11)) < 0.1, rng.random((4, 1, 16, 11)), 0.0)
+    pred = rng.random(target.shape)
+    value = training._TorchACBLoss()(torch.from_numpy(pred), torch.from_numpy(target))
+    assert value.item() == pytest.approx(acbmse_rs.acb_mse(pred, target), rel=1e-12)
