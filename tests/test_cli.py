@@ -207,6 +207,11 @@ def _bad_inputs(root: Path) -> list[tuple[list[str], str]]:
     (b / "corrupt.npy").write_bytes(b"\x93NUMPY\x01\x00{'descr': garbage")
     full = (root / "pred.npy").read_bytes()
     (b / "trunc.npy").write_bytes(full[: len(full) // 2])
+    np.savez_compressed(b / "damaged.npz", np.load(root / "pred.npy"))
+    damaged = bytearray((b / "damaged.npz").read_bytes())
+    for k in range(len(damaged) // 3, len(damaged) // 2):
+        damaged[k] ^= 0x5A
+    (b / "damaged.npz").write_bytes(bytes(damaged))
     np.save(b / "strings.npy", np.array([["a", "b"]] * N))
     np.save(b / "short.npy", np.zeros((N - 1, *SHAPE), np.float32))
     np.save(b / "wide.npy", np.zeros((N, 8, 10), np.float32))
@@ -220,6 +225,7 @@ def _bad_inputs(root: Path) -> list[tuple[list[str], str]]:
         ([str(b / "trunc.npy"), t], "corrupt .npy"),
         ([str(root / "pair.npz") + ":nokey", t], "no array 'nokey'"),
         ([str(root / "pair.npz"), t], "holds 2 arrays"),
+        ([str(b / "damaged.npz"), t], "corrupt .npz"),
         ([str(b / "short.npy"), t], "different sample counts"),
         ([str(b / "wide.npy"), t], "different shapes"),
         ([str(b / "strings.npy"), t], "unsupported dtype"),

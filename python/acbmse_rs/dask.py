@@ -15,7 +15,9 @@ All functions are lazy: :func:`acb_mse` returns a 0-d dask array and
 ``dask.compute(loss, per_sample)`` to read the data once); :func:`class_stats` and
 :func:`score` return a ``dask.delayed.Delayed``. Call ``dask.compute`` on arrays and
 on Delayed objects separately: dask 2026.8 returns the results of a mixed call in
-the wrong order. Dask is an optional extra: ``pip install 'acbmse-rs[dask]'``.
+the wrong order. Note also that ``da.from_array`` copies a NumPy input whole (and
+hashes it unless ``name=False``); arrays read from zarr or HDF5 are not copied.
+Dask is an optional extra: ``pip install 'acbmse-rs[dask]'``.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from __future__ import annotations
 import mmap
 import os
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Literal
@@ -297,7 +298,7 @@ class NpzSource(ArraySource):
                 if not n:
                     raise InputError(f"{self.label}: corrupt .npz entry: data ends early")
                 got += n
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
             raise InputError(f"{self.label}: corrupt .npz entry ({e})") from None
 
     def _read_whole(self) -> NDArray:
