@@ -195,3 +195,37 @@ def test_docstring_examples() -> None:
 
     result = doctest.testmod(acbmse_rs.scorer, extraglobs={"acbmse_rs": acbmse_rs})
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_exact_sum_is_correctly_rounded_whatever_the_split() -> None:
+    import math
+
+    from acbmse_rs.scorer import _ExactSum
+
+    rng = np.random.default_rng(7)
+    cases = [
+        rng.random(1000),
+        rng.random(500) * 10.0 ** rng.integers(-300, 300, 500),  # wide exponent range
+        np.concatenate([rng.normal(size=300) * 1e16, [5e-324, 1e-310, 0.0, -0.0, 1.0]]),
+        rng.random(800) ** 30,
+    ]
+    for values in cases:
+        expected = math.fsum(values.tolist())
+        for cuts in ([], [1], [10, 11, 400], list(range(0, len(values), 7))):
+            total = _ExactSum()
+            for part in np.split(values, cuts):
+                total.add_array(part)
+            assert total.value == expected
+        halves = _ExactSum(), _ExactSum()
+        halves[0].add_array(values[::2])
+        halves[1].add_array(values[1::2])
+        halves[1].merge(halves[0])
+        assert halves[1].value == expected
+    special = _ExactSum()
+    special.add_array(np.array([1.0, np.inf]))
+    assert special.value == np.inf
+    special.add_array(np.array([np.nan]))
+    assert np.isnan(special.value)
+    overflow = _ExactSum()
+    overflow.add_array(np.array([1e308, 1e308]))
+    assert overflow.value == np.inf
