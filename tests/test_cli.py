@@ -233,6 +233,7 @@ def _bad_inputs(root: Path) -> list[tuple[list[str], str]]:
         ([p, t, "-A", "-1"], "zero_weighting must be"),
         ([p, t, "--chunk-size", "0"], "--chunk-size must be at least 1"),
         ([p, t, "--threads", "0"], "--threads must be at least 1"),
+        ([p, t, "--top", "-1"], "--top must be at least 0"),
     ]
     if _has_h5py():
         cases.append(([str(root / "pair.h5") + ":nodata", t], "no dataset 'nodata'"))

@@ -252,6 +252,8 @@ def _summary_json(
 
 
 def _run_score(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if args.top < 0:
+        raise InputError(f"--top must be at least 0, got {args.top}")
     if args.threads is not None:
         if args.threads < 1:
             raise InputError(f"--threads must be at least 1, got {args.threads}")
