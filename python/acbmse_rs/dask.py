@@ -23,7 +23,7 @@ Dask is an optional extra: ``pip install 'acbmse-rs[dask]'``.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,7 +49,8 @@ delayed: Any = _delayed
 DaskArray = _dask_array.Array
 
 _REAL_KINDS = frozenset("biuf")
-NDArray = np.ndarray[Any, Any]
+if TYPE_CHECKING:  # np.ndarray[...] is not subscriptable at run time before NumPy 1.22
+    NDArray = np.ndarray[Any, Any]
 
 
 def _as_pair(pred: Any, target: Any) -> tuple[Any, Any]:

@@ -24,7 +24,7 @@ import zipfile
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 
@@ -46,7 +46,8 @@ _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 #: Default bytes per input array in one chunk.
 DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024
 
-NDArray = np.ndarray[Any, Any]
+if TYPE_CHECKING:  # np.ndarray[...] is not subscriptable at run time before NumPy 1.22
+    NDArray = np.ndarray[Any, Any]
 
 
 class InputError(ValueError):
