@@ -590,3 +590,20 @@ def test_tensor_path_has_no_unbacked_symbols(dynamic: bool) -> None:
         with pytest.raises(Exception, match="unbacked"):
             _compile_with_unbacked_check(masked, dynamic)(pred.clone().requires_grad_(), target)
     torch._dynamo.reset()
+
+
+def test_gpu_check_script_dry_run_on_cpu() -> None:
+    """benchmarks/gpu_check.py must stay ready to run: its checks pass with --device cpu."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    if not path.exists():
+        pytest.skip("benchmarks/gpu_check.py not in this checkout")
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    checks = module.check_correctness("cpu") + module.check_no_sync("cpu")
+    assert any("float32 reduction=global" in line for line in checks)
+    assert any("bfloat16" in line for line in checks)
