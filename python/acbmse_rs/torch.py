@@ -18,11 +18,14 @@ the loss is ``A * sse_zero / max(n_zero, 1) + B * sse_nonzero / max(n_nonzero, 1
 Two backends compute the statistics:
 
 * ``"kernel"``: CPU float32/float64 tensors go through the Rust kernels of
-  ``acbmse_rs._core``, registered as the PyTorch custom operators
-  ``acbmse::class_stats``, ``acbmse::per_sample_stats`` (forward: counts and sums of
-  squared errors in one pass, zero-copy, any strides) and ``acbmse::scaled_diff``
-  (backward: one pass writing ``coef_c * (x - y)``). They have fake (meta)
-  implementations and autograd registrations, so ``torch.library.opcheck`` passes and
+  ``acbmse_rs._core``, registered as PyTorch custom operators. ``acbmse::acb_mse``
+  (the loss) reads the data once, zero-copy and for any strides, to get the class
+  counts and sums of squared errors, and keeps the gradient coefficients
+  ``2 * w_c / n_c``; its backward is ``acbmse::scaled_diff``, one pass writing
+  ``coef_c * (x - y)``. ``acbmse::class_stats`` and ``acbmse::per_sample_stats``
+  return the statistics themselves (differentiable in the sums), for ``sync_counts``
+  and :func:`class_stats`. All have fake (meta) implementations and autograd
+  registrations, so ``torch.library.opcheck`` passes and
   ``torch.compile(fullgraph=True)`` traces them without graph breaks.
 * ``"tensor"``: a pure-tensor formulation (``where`` masks, full reductions, counts
   clamped to 1) with no boolean indexing, no ``nonzero``, no ``.item()`` and no Python
