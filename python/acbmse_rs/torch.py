@@ -20,8 +20,8 @@ Two backends compute the statistics:
 * ``"kernel"``: CPU float32/float64 tensors go through the Rust kernels of
   ``acbmse_rs._core``, registered as PyTorch custom operators. ``acbmse::acb_mse``
   (the loss) reads the data once, zero-copy and for any strides, to get the class
-  counts and sums of squared errors, and keeps the gradient coefficients
-  ``2 * w_c / n_c``; its backward is ``acbmse::scaled_diff``, one pass writing
+  counts and sums of squared errors, and keeps the coefficients
+  ``w_c / max(n_c, 1)``; its backward is ``acbmse::scaled_diff``, one pass writing
   ``coef_c * (x - y)``. ``acbmse::class_stats`` and ``acbmse::per_sample_stats``
   return the statistics themselves (differentiable in the sums), for ``sync_counts``
   and :func:`class_stats`. All have fake (meta) implementations and autograd
