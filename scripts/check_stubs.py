@@ -173,7 +173,7 @@ def check_class(name: str, stub: ast.ClassDef, cls: type) -> list[str]:
 
 def check(module: types.ModuleType, stub_path: Path) -> tuple[list[str], int]:
     tree = ast.parse(stub_path.read_text(encoding="utf-8"), filename=str(stub_path))
-    declared: dict[str, ast.AST] = {}
+    declared: dict[str, ast.stmt] = {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             declared[node.name] = node
@@ -209,11 +209,12 @@ def check(module: types.ModuleType, stub_path: Path) -> tuple[list[str], int]:
                 problems += check_function(name, node, obj, drop_first=False)
         elif isinstance(node, ast.AnnAssign):
             ann = node.annotation
-            expected = SIMPLE_TYPES.get(ann.id) if isinstance(ann, ast.Name) else None
-            if expected is not None and type(obj) is not expected:
-                problems.append(
-                    f"{name}: annotated {ann.id} in the stub, {type(obj).__name__} in the module"
-                )
+            if isinstance(ann, ast.Name) and ann.id in SIMPLE_TYPES:
+                if type(obj) is not SIMPLE_TYPES[ann.id]:
+                    problems.append(
+                        f"{name}: annotated {ann.id} in the stub, "
+                        f"{type(obj).__name__} in the module"
+                    )
     return problems, len(declared)
 
 

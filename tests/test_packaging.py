@@ -54,14 +54,14 @@ def import_times(runs: int = 7) -> tuple[float, float]:
     return min(numpy_times), min(package_times)
 
 
-def test_import_adds_little_to_numpy():
+def test_import_adds_little_to_numpy() -> None:
     numpy_time, package_time = import_times()
     assert package_time - numpy_time < OWN_BUDGET, (
         f"import acbmse_rs: {package_time * 1e3:.1f} ms, of which numpy {numpy_time * 1e3:.1f} ms"
     )
 
 
-def test_import_is_under_100_ms():
+def test_import_is_under_100_ms() -> None:
     numpy_time, package_time = import_times()
     if numpy_time > IMPORT_BUDGET - OWN_BUDGET:
         # Only NumPy's own import can be at fault here, and the test above bounds ours.
@@ -69,21 +69,21 @@ def test_import_is_under_100_ms():
     assert package_time < IMPORT_BUDGET, f"import acbmse_rs took {package_time * 1e3:.1f} ms"
 
 
-def test_import_does_not_import_optional_dependencies():
+def test_import_does_not_import_optional_dependencies() -> None:
     code = "import sys, json, acbmse_rs; print(json.dumps(sorted(sys.modules)))"
     loaded = set(json.loads(run_python(code)))
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY_MODULES)
     assert heavy == [], f"import acbmse_rs imported {heavy}"
 
 
-def test_version_is_single_sourced_from_cargo_toml():
+def test_version_is_single_sourced_from_cargo_toml() -> None:
     version = cargo_version()
     assert acbmse_rs.__version__ == version
     assert acbmse_rs._core.__version__ == version
     assert importlib.metadata.version(DIST) == version
 
 
-def test_package_metadata():
+def test_package_metadata() -> None:
     meta = importlib.metadata.metadata(DIST)
     assert meta["Name"] == DIST
     assert "ACB-MSE" in meta["Summary"]
@@ -109,14 +109,14 @@ def test_package_metadata():
         ), (extra, requires)
 
 
-def test_typing_files_ship_beside_the_package():
+def test_typing_files_ship_beside_the_package() -> None:
     package_dir = Path(acbmse_rs.__file__).parent
     assert (package_dir / "py.typed").is_file()
     assert (package_dir / "_core.pyi").is_file()
     assert Path(acbmse_rs._core.__file__).parent == package_dir
 
 
-def test_installed_files_recorded():
+def test_installed_files_recorded() -> None:
     files = {str(f).replace("\\", "/") for f in importlib.metadata.files(DIST) or []}
     if any(f.endswith(".pth") for f in files) and "acbmse_rs/__init__.py" not in files:
         # An editable install records only a .pth file; the package is the source tree.
@@ -136,7 +136,7 @@ def test_installed_files_recorded():
     "ACBMSE_EXPECT_INSTALLED_UNDER" not in os.environ,
     reason="set by scripts/check_dist.sh when testing an installed wheel or sdist",
 )
-def test_imported_from_the_installed_distribution():
+def test_imported_from_the_installed_distribution() -> None:
     prefix = Path(os.environ["ACBMSE_EXPECT_INSTALLED_UNDER"]).resolve()
     for module in (acbmse_rs, acbmse_rs._core):
         where = Path(module.__file__).resolve()  # type: ignore[arg-type]

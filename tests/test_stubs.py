@@ -20,7 +20,7 @@ def run_checker(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_shipped_stub_matches_compiled_module():
+def test_shipped_stub_matches_compiled_module() -> None:
     result = run_checker()
     assert result.returncode == 0, result.stderr
     assert "matches acbmse_rs._core" in result.stdout
@@ -45,7 +45,7 @@ def test_shipped_stub_matches_compiled_module():
     ],
     ids=["default", "parameter", "unknown-function", "property"],
 )
-def test_checker_reports_drift(tmp_path, old, new, message):
+def test_checker_reports_drift(tmp_path: Path, old: str, new: str, message: str) -> None:
     text = STUB.read_text(encoding="utf-8")
     assert old in text, f"test fixture out of date: {old!r} not in the stub"
     broken = tmp_path / "_core.pyi"
@@ -55,7 +55,7 @@ def test_checker_reports_drift(tmp_path, old, new, message):
     assert message in result.stderr, result.stderr
 
 
-def test_checker_reports_a_missing_function(tmp_path):
+def test_checker_reports_a_missing_function(tmp_path: Path) -> None:
     text = STUB.read_text(encoding="utf-8")
     start = text.index("def validate_weights(")
     broken = tmp_path / "_core.pyi"

@@ -47,17 +47,17 @@ def uses(job: dict[str, Any]) -> list[str]:
     return [step["uses"] for step in job["steps"] if "uses" in step]
 
 
-def test_workflow_files_exist():
+def test_workflow_files_exist() -> None:
     assert {p.name for p in WORKFLOW_FILES} >= {"wheels.yml", "lint.yml"}
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
-def test_workflow_matches_github_schema(path):
+def test_workflow_matches_github_schema(path: Path) -> None:
     result = check_jsonschema(path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_validator_rejects_a_broken_workflow(tmp_path):
+def test_validator_rejects_a_broken_workflow(tmp_path: Path) -> None:
     # A job without runs-on and a step that is neither `run` nor `uses`: if the validator
     # accepted this, the test above would prove nothing.
     broken = tmp_path / "broken.yml"
@@ -67,14 +67,14 @@ def test_validator_rejects_a_broken_workflow(tmp_path):
     assert "broken.yml" in result.stdout + result.stderr
 
 
-def test_wheels_workflow_triggers():
+def test_wheels_workflow_triggers() -> None:
     on = load("wheels.yml")["on"]
     assert "pull_request" in on
     assert on["push"]["branches"] == ["main"]
     assert on["push"]["tags"] == ["v*"]
 
 
-def test_wheels_built_for_every_platform_with_maturin_action():
+def test_wheels_built_for_every_platform_with_maturin_action() -> None:
     jobs = load("wheels.yml")["jobs"]
     linux = jobs["linux"]
     assert sorted(linux["strategy"]["matrix"]["target"]) == ["aarch64", "x86_64"]
@@ -96,7 +96,7 @@ def test_wheels_built_for_every_platform_with_maturin_action():
     assert sdist_build["with"]["command"] == "sdist"
 
 
-def test_every_artifact_is_installed_and_tested():
+def test_every_artifact_is_installed_and_tested() -> None:
     jobs = load("wheels.yml")["jobs"]
     uploaded = set()
     for name in ("linux", "macos", "windows", "sdist"):
@@ -133,7 +133,7 @@ def test_every_artifact_is_installed_and_tested():
     assert "ACBMSE_EXPECT_INSTALLED_UNDER" in text and "pytest" in text
 
 
-def test_publish_uses_trusted_publishing_on_tags_only():
+def test_publish_uses_trusted_publishing_on_tags_only() -> None:
     jobs = load("wheels.yml")["jobs"]
     publish = jobs["publish"]
     assert publish["if"] == "startsWith(github.ref, 'refs/tags/v')"
@@ -150,7 +150,7 @@ def test_publish_uses_trusted_publishing_on_tags_only():
     assert load("wheels.yml")["permissions"] == {"contents": "read"}
 
 
-def test_lint_jobs_are_separate():
+def test_lint_jobs_are_separate() -> None:
     lint = load("lint.yml")
     jobs = lint["jobs"]
     assert "pull_request" in lint["on"]
