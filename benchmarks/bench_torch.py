@@ -16,8 +16,9 @@ Workloads (float32, about 2% hits, CPU):
   the Python/dispatcher overhead of the criterion. It is compared with ``F.mse_loss``
   at the same size and with the large step's time.
 
-Times are medians of repeated runs after warm-up, all in the same run; ratios are what
-to read. Every fwd+bwd iteration resets ``pred.grad``.
+Times are medians of repeated runs after warm-up, all in the same run and interleaved
+(each round runs every competitor once), so they see the same machine load; ratios are
+what to read. Every fwd+bwd iteration resets ``pred.grad``.
 """
 
 from __future__ import annotations
@@ -35,18 +36,6 @@ import torch
 import torch.nn.functional as F
 from acb_mse import ACBLoss as OriginalACBLoss
 from acbmse_rs.torch import ACBLoss
-
-
-def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
-    """Median wall time in seconds of ``fn()`` over ``repeats`` runs after ``warmup``."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def make_data(shape: tuple[int, ...], hit_rate: float = 0.02, seed: int = 0):
@@ -75,6 +64,31 @@ def forward_only(criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     return run
 
 
+def interleaved(
+    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 3
+) -> dict[str, float]:
+    """Median seconds of each function, timed in rotation so that all see the same load.
+
+    Each round runs every function once (in a rotated order); a slow function (the
+    original) gets fewer rounds via ``repeats`` capped by a time budget.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    budget_end = time.perf_counter() + 60.0
+    for r in range(repeats):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+        if r >= 4 and time.perf_counter() > budget_end:
+            break
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def bench(repeats_large: int, repeats_tiny: int) -> dict[str, Any]:
     ours = ACBLoss()
     ours_tensor = ACBLoss(backend="tensor")
@@ -87,43 +101,42 @@ def bench(repeats_large: int, repeats_tiny: int) -> dict[str, Any]:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "load_average_1min_before": os.getloadavg()[0],
         }
     }
 
     pred, target = make_data((10, 3, 256, 256))
-    large = {
-        "fwd_bwd_ours_kernel": median_time(fwd_bwd(ours, pred, target), repeats_large),
-        "fwd_bwd_ours_tensor": median_time(fwd_bwd(ours_tensor, pred, target), repeats_large),
-        "fwd_bwd_original": median_time(
-            fwd_bwd(original, pred, target), max(5, repeats_large // 3)
-        ),
-        "fwd_bwd_mse_loss": median_time(fwd_bwd(F.mse_loss, pred, target), repeats_large),
-        "fwd_ours_kernel": median_time(forward_only(ours, pred, target), repeats_large),
-        "fwd_ours_tensor": median_time(forward_only(ours_tensor, pred, target), repeats_large),
-        "fwd_original": median_time(
-            forward_only(original, pred, target), max(5, repeats_large // 3)
-        ),
-        "fwd_mse_loss": median_time(forward_only(F.mse_loss, pred, target), repeats_large),
-    }
     p_np, t_np = pred.detach().numpy(), target.numpy()
-    large["kernel_only_fwd"] = median_time(
-        lambda: acbmse_rs._core.class_stats(p_np, t_np), repeats_large
+    large = interleaved(
+        {
+            "fwd_bwd_ours_kernel": fwd_bwd(ours, pred, target),
+            "fwd_bwd_ours_tensor": fwd_bwd(ours_tensor, pred, target),
+            "fwd_bwd_original": fwd_bwd(original, pred, target),
+            "fwd_bwd_mse_loss": fwd_bwd(F.mse_loss, pred, target),
+            "fwd_ours_kernel": forward_only(ours, pred, target),
+            "fwd_ours_tensor": forward_only(ours_tensor, pred, target),
+            "fwd_original": forward_only(original, pred, target),
+            "fwd_mse_loss": forward_only(F.mse_loss, pred, target),
+            "kernel_only_fwd": lambda: acbmse_rs._core.class_stats(p_np, t_np),
+        },
+        repeats_large,
     )
     results["large"] = large
 
     pred_t, target_t = make_data((1, 1, 8, 8), hit_rate=0.1)
     pt_np, tt_np = pred_t.detach().numpy(), target_t.numpy()
-    tiny = {
-        "fwd_bwd_ours_kernel": median_time(fwd_bwd(ours, pred_t, target_t), repeats_tiny),
-        "fwd_bwd_ours_tensor": median_time(fwd_bwd(ours_tensor, pred_t, target_t), repeats_tiny),
-        "fwd_bwd_original": median_time(fwd_bwd(original, pred_t, target_t), repeats_tiny),
-        "fwd_bwd_mse_loss": median_time(fwd_bwd(F.mse_loss, pred_t, target_t), repeats_tiny),
-        "fwd_ours_kernel": median_time(forward_only(ours, pred_t, target_t), repeats_tiny),
-        "fwd_mse_loss": median_time(forward_only(F.mse_loss, pred_t, target_t), repeats_tiny),
-        "kernel_only_fwd": median_time(
-            lambda: acbmse_rs._core.class_stats(pt_np, tt_np), repeats_tiny
-        ),
-    }
+    tiny = interleaved(
+        {
+            "fwd_bwd_ours_kernel": fwd_bwd(ours, pred_t, target_t),
+            "fwd_bwd_ours_tensor": fwd_bwd(ours_tensor, pred_t, target_t),
+            "fwd_bwd_original": fwd_bwd(original, pred_t, target_t),
+            "fwd_bwd_mse_loss": fwd_bwd(F.mse_loss, pred_t, target_t),
+            "fwd_ours_kernel": forward_only(ours, pred_t, target_t),
+            "fwd_mse_loss": forward_only(F.mse_loss, pred_t, target_t),
+            "kernel_only_fwd": lambda: acbmse_rs._core.class_stats(pt_np, tt_np),
+        },
+        repeats_tiny,
+    )
     results["tiny"] = tiny
 
     results["ratios"] = {
@@ -145,7 +158,7 @@ def bench(repeats_large: int, repeats_tiny: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=31, help="repeats of large workloads")
+    parser.add_argument("--repeats", type=int, default=21, help="rounds of large workloads")
     parser.add_argument("--tiny-repeats", type=int, default=2001, help="repeats at tiny size")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
@@ -153,7 +166,8 @@ def main() -> None:
     m = res["machine"]
     print(
         f"CPU cores: {m['cpus']}, torch threads: {m['torch_threads']}, "
-        f"acbmse threads: {m['acbmse_threads']}, torch {m['torch']}, Python {m['python']}"
+        f"acbmse threads: {m['acbmse_threads']}, torch {m['torch']}, Python {m['python']}, "
+        f"load average before: {m['load_average_1min_before']:.1f}"
     )
     for size in ("large", "tiny"):
         label = "(10, 3, 256, 256)" if size == "large" else "(1, 1, 8, 8)"
