@@ -60,6 +60,9 @@ echo "check_dist: acbmse-rs $VERSION on $ARCH"
 
 # ---------------------------------------------------------------------------------------
 echo "== check_dist: build the wheel (maturin build --release)"
+if ! "$PYTHON" -m maturin --version >/dev/null 2>&1; then
+    "$PYTHON" -m pip install --quiet "maturin>=1.9,<2"
+fi
 "$PYTHON" -m maturin build --release --out "$WORK/wheel" 2>&1 | tail -n 3
 WHEELS=("$WORK"/wheel/*.whl)
 [ "${#WHEELS[@]}" -eq 1 ] || fail "expected one wheel, got: ${WHEELS[*]}"
