@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 __version__: str
 CHUNK: int
+SIMD: str
 
 _FloatArray = npt.NDArray[np.floating[Any]]
 
