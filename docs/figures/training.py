@@ -236,6 +236,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     cfg = result["config"]
     runs = result["runs"]
@@ -254,12 +255,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
             color=colors[label],
             label=label,
         )
-    ax_r.set_ylabel("hit recall (% of signal pixels)")
-    ax_f.set_ylabel("false-positive rate (% of empty pixels)")
+    ax_r.set_ylabel(f"hit recall (% of signal pixels > {THRESHOLD})")
+    ax_f.set_ylabel(f"false-positive rate (% of empty pixels > {THRESHOLD})")
     for ax in (ax_r, ax_f):
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.4)
     ax_r.set_ylim(-3, 103)
+    ax_f.set_ylim(-3, 103)
+    for ax in (ax_r, ax_f):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax_f.legend()
     images = [
         ("noisy input", result["sample_input"]),
@@ -271,6 +275,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax = fig.add_subplot(grid[1, k])
         ax.imshow(np.asarray(img), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(title, fontsize=10)
+        if k == 0:
+            ax.set_ylabel("128 x 88 pixels, colour 0-1", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
