@@ -417,3 +417,24 @@ def test_kernels_work_in_a_forked_child():
     child.join(timeout=60)
     assert child.exitcode == 0, "the forked child hung or failed"
     assert queue.get(timeout=5) == want
+
+
+def test_gradient_into_a_reused_buffer():
+    rng = np.random.default_rng(15)
+    pred, target = sparse_pair(rng, (3, 70_000), 0.05)
+    buf = np.full(pred.shape, np.nan, np.float32)
+    loss, grad = acb_mse_grad(pred, target, 0.5, 2.0, out=buf)
+    assert grad is buf
+    want_loss, want = acb_mse_grad(pred, target, 0.5, 2.0)
+    assert loss == want_loss
+    np.testing.assert_array_equal(buf, want)
+    with pytest.raises(TypeError, match="dtype float32.*got float64"):
+        acb_mse_grad(pred, target, out=np.empty(pred.shape))
+    with pytest.raises(ValueError, match=r"shape \(3, 70000\), got \(3, 7\)"):
+        acb_mse_grad(pred, target, out=np.empty((3, 7), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        acb_mse_grad(pred, target, out=np.empty(pred.shape[::-1], np.float32).T)
+    with pytest.raises(ValueError, match="share memory"):
+        acb_mse_grad(pred, target, out=pred)
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        acb_mse_grad(pred, target, out=[0.0])
