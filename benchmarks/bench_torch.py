@@ -161,7 +161,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=21, help="rounds of large workloads")
     parser.add_argument("--tiny-repeats", type=int, default=2001, help="repeats at tiny size")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--threads", type=int, help="threads for both torch and the Rust kernels (default: all)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        acbmse_rs.set_num_threads(args.threads)
     res = bench(args.repeats, args.tiny_repeats)
     m = res["machine"]
     print(
