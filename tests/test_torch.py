@@ -369,6 +369,8 @@ def test_errors(backend: str) -> None:
         acb_mse(pred, target, sync_counts=True, reduction="none", **kw)
     with pytest.raises(TypeError, match="must be torch.Tensor, got ndarray"):
         acb_mse(pred.numpy(), target, **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="same device, got cpu and meta"):
+        acb_mse(pred, target.to("meta"), **kw)
     with pytest.raises(TypeError, match="complex"):
         acb_mse(pred.to(torch.complex64), target.to(torch.complex64), **kw)
 

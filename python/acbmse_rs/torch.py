@@ -276,6 +276,10 @@ def _prepare(
             "per-sample losses need tensors with at least 1 dimension (axis 0 = samples), "
             "got 0-d tensors"
         )
+    if input.device != target.device:
+        raise ValueError(
+            f"input and target must be on the same device, got {input.device} and {target.device}"
+        )
     out_dtype = torch.promote_types(input.dtype, target.dtype)
     if out_dtype.is_complex:
         raise TypeError(f"complex tensors are not supported, got {input.dtype} and {target.dtype}")
