@@ -448,6 +448,30 @@ def test_gradcheck_input_and_target(backend: str, reduction: str) -> None:
     assert torch.autograd.gradcheck(fn2, (pred, t_all.detach() + 1.0))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("reduction", ["global", "none"])
+def test_gradgradcheck(backend: str, reduction: str) -> None:
+    """Double backward (the backward operator has its own autograd formula)."""
+    pred, target = sparse_batch((3, 2, 3, 4), 0.3, torch.float64, seed=5)
+    pred.requires_grad_()
+
+    def fn(p: torch.Tensor) -> torch.Tensor:
+        return acb_mse(p, target, 0.7, 1.9, reduction=reduction, backend=backend)  # type: ignore[arg-type]
+
+    assert torch.autograd.gradgradcheck(fn, (pred,))
+    hessian = torch.autograd.functional.hessian(lambda p: fn(p).sum(), pred)
+    # The loss is quadratic in pred: the Hessian is diagonal, 2 * w_c / n_c.
+    diag = hessian.reshape(pred.numel(), pred.numel()).diagonal()
+    assert torch.count_nonzero(hessian) == torch.count_nonzero(diag)
+
+
+def test_scaled_diff_gradcheck() -> None:
+    pred, target = sparse_batch((3, 2, 3, 4), 0.3, torch.float64, seed=6)
+    pred.requires_grad_()
+    for coef in (torch.rand(2, dtype=torch.float64), torch.rand(2, 3, dtype=torch.float64)):
+        assert torch.autograd.gradcheck(_scaled_diff_op, (pred, target, coef.requires_grad_()))
+
+
 # --------------------------------------------------------------------------------------
 # Custom operators
 # --------------------------------------------------------------------------------------
@@ -470,8 +494,10 @@ def test_opcheck_custom_ops() -> None:
             torch.library.opcheck(_per_sample_stats_op, (p, t.clone().requires_grad_()))
             coef = torch.tensor([0.5, -2.0], dtype=torch.float64)
             torch.library.opcheck(_scaled_diff_op, (p.detach(), t, coef))
+            torch.library.opcheck(_scaled_diff_op, (p, t, coef.clone().requires_grad_()))
             coef_ps = torch.rand(2, 3, dtype=torch.float64)
             torch.library.opcheck(_scaled_diff_op, (p.detach(), t, coef_ps))
+            torch.library.opcheck(_scaled_diff_op, (p, t, coef_ps.clone().requires_grad_()))
 
 
 def test_ops_are_registered_under_acbmse_namespace() -> None:

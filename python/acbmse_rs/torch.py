@@ -22,7 +22,8 @@ Two backends compute the statistics:
   (the loss) reads the data once, zero-copy and for any strides, to get the class
   counts and sums of squared errors, and keeps the coefficients
   ``w_c / max(n_c, 1)``; its backward is ``acbmse::scaled_diff``, one pass writing
-  ``coef_c * (x - y)``. ``acbmse::class_stats`` and ``acbmse::per_sample_stats``
+  ``coef_c * (x - y)`` (itself differentiable, for double backward).
+  ``acbmse::class_stats`` and ``acbmse::per_sample_stats``
   return the statistics themselves (differentiable in the sums), for ``sync_counts``
   and :func:`class_stats`. All have fake (meta) implementations and autograd
   registrations, so ``torch.library.opcheck`` passes and
@@ -177,6 +178,43 @@ def _scaled_diff_op(pred: Tensor, target: Tensor, coef: Tensor) -> Tensor:
 @_scaled_diff_op.register_fake
 def _scaled_diff_fake(pred: Tensor, target: Tensor, coef: Tensor) -> Tensor:
     return torch.empty_like(pred, memory_format=torch.contiguous_format)
+
+
+def _scaled_diff_setup_context(
+    ctx: torch.autograd.function.FunctionCtx,
+    inputs: tuple[Tensor, Tensor, Tensor],
+    output: Tensor,
+) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _scaled_diff_backward(
+    ctx: torch.autograd.function.FunctionCtx, grad: Tensor
+) -> tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    # out_i = coef_c(i) * (pred_i - target_i): linear in pred, target and coef. This is
+    # the second derivative of the loss (double backward), in plain tensor ops.
+    pred, target, coef = ctx.saved_tensors  # type: ignore[attr-defined]
+    needs_pred, needs_target, needs_coef = ctx.needs_input_grad  # type: ignore[attr-defined]
+    hit = target != 0
+    # Per-sample coefficients (2, B) broadcast along the sample axis.
+    shape = (2,) + (() if coef.dim() == 1 else (pred.shape[0],) + (1,) * (pred.dim() - 1))
+    c = coef.to(pred.dtype).reshape(shape)
+    grad_pred = grad_target = grad_coef = None
+    if needs_pred or needs_target:
+        g = grad * torch.where(hit, c[1], c[0])
+        grad_pred = g if needs_pred else None
+        grad_target = -g if needs_target else None
+    if needs_coef:
+        gd = (grad * (pred - target)).to(coef.dtype)
+        dims = tuple(range(pred.dim())) if coef.dim() == 1 else tuple(range(1, pred.dim()))
+        zero = gd.new_zeros(())
+        grad_coef = torch.stack(
+            [torch.where(hit, zero, gd).sum(dims), torch.where(hit, gd, zero).sum(dims)]
+        )
+    return grad_pred, grad_target, grad_coef
+
+
+_scaled_diff_op.register_autograd(_scaled_diff_backward, setup_context=_scaled_diff_setup_context)
 
 
 def _stats_setup_context(
