@@ -159,17 +159,14 @@ fn fold_chunk_impl<T: Element>(pred: &[T], target: &[T]) -> ClassStats {
 }
 
 #[inline(always)]
-fn scaled_diff_chunk_impl<T: Element>(
+fn write_scaled_diff_impl<T: Element>(
     pred: &[T],
     target: &[T],
     coef_zero: f64,
     coef_nonzero: f64,
     out: &mut [T],
-) -> ClassStats {
+) {
     assert!(pred.len() == target.len() && pred.len() == out.len());
-    // Two simple loops over a chunk that stays in cache vectorise far better than
-    // one loop that both reduces and writes.
-    let stats = fold_chunk_impl(pred, target);
     for ((o, &p), &t) in out.iter_mut().zip(pred).zip(target) {
         let coef = if t == T::ZERO {
             coef_zero
@@ -178,6 +175,26 @@ fn scaled_diff_chunk_impl<T: Element>(
         };
         *o = T::from_f64(coef * (p.to_f64() - t.to_f64()));
     }
+}
+
+/// `with_stats`: also fold the chunk (else the statistics are empty). Two simple
+/// loops over a chunk that stays in cache vectorise far better than one loop that
+/// both reduces and writes.
+#[inline(always)]
+fn scaled_diff_chunk_impl<T: Element>(
+    pred: &[T],
+    target: &[T],
+    coef_zero: f64,
+    coef_nonzero: f64,
+    out: &mut [T],
+    with_stats: bool,
+) -> ClassStats {
+    let stats = if with_stats {
+        fold_chunk_impl(pred, target)
+    } else {
+        ClassStats::EMPTY
+    };
+    write_scaled_diff_impl(pred, target, coef_zero, coef_nonzero, out);
     stats
 }
 
@@ -207,8 +224,9 @@ mod avx2 {
         coef_zero: f64,
         coef_nonzero: f64,
         out: &mut [T],
+        with_stats: bool,
     ) -> ClassStats {
-        scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out)
+        scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out, with_stats)
     }
 
     #[target_feature(enable = "avx2")]
@@ -234,8 +252,9 @@ mod avx512 {
         coef_zero: f64,
         coef_nonzero: f64,
         out: &mut [T],
+        with_stats: bool,
     ) -> ClassStats {
-        scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out)
+        scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out, with_stats)
     }
 
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2")]
@@ -327,10 +346,19 @@ pub fn scaled_diff_chunk<T: Element>(
     coef_nonzero: f64,
     out: &mut [T],
 ) -> ClassStats {
-    scaled_diff_chunk_with(Simd::active(), pred, target, coef_zero, coef_nonzero, out)
+    scaled_diff_chunk_with(
+        Simd::active(),
+        pred,
+        target,
+        coef_zero,
+        coef_nonzero,
+        out,
+        true,
+    )
 }
 
-/// [`scaled_diff_chunk`] compiled for a given level (lowered to what the CPU supports).
+/// [`scaled_diff_chunk`] compiled for a given level (lowered to what the CPU
+/// supports); with `with_stats == false` it only writes and returns empty statistics.
 pub fn scaled_diff_chunk_with<T: Element>(
     simd: Simd,
     pred: &[T],
@@ -338,21 +366,26 @@ pub fn scaled_diff_chunk_with<T: Element>(
     coef_zero: f64,
     coef_nonzero: f64,
     out: &mut [T],
+    with_stats: bool,
 ) -> ClassStats {
     #[cfg(target_arch = "x86_64")]
     match simd.min(Simd::detect()) {
         // SAFETY: the CPU supports these AVX-512 subsets (checked at run time).
         Simd::Avx512 => {
-            return unsafe { avx512::scaled_diff_chunk(pred, target, coef_zero, coef_nonzero, out) }
+            return unsafe {
+                avx512::scaled_diff_chunk(pred, target, coef_zero, coef_nonzero, out, with_stats)
+            }
         }
         // SAFETY: the CPU supports AVX2 (checked at run time).
         Simd::Avx2 => {
-            return unsafe { avx2::scaled_diff_chunk(pred, target, coef_zero, coef_nonzero, out) }
+            return unsafe {
+                avx2::scaled_diff_chunk(pred, target, coef_zero, coef_nonzero, out, with_stats)
+            }
         }
         Simd::Baseline => {}
     }
     let _ = simd;
-    scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out)
+    scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out, with_stats)
 }
 
 /// Counts the zero targets of one chunk of contiguous data.
@@ -508,33 +541,39 @@ pub fn count_zero<T: Element>(target: ArrayViewD<'_, T>) -> u64 {
 }
 
 /// Writes `coef_c * (pred - target)` into `out` (C order, same number of elements)
-/// for each element's class `c`, and returns the class statistics of the data
-/// (bitwise equal to [`class_stats`] of a C-contiguous copy).
+/// for each element's class `c`. With `with_stats`, also returns the class
+/// statistics of the data (bitwise equal to [`class_stats`] of a C-contiguous copy);
+/// without, returns `None` and skips that work (a backward pass, whose counts are
+/// known, needs only the writes).
 pub fn scaled_diff<T: Element>(
     pred: ArrayViewD<'_, T>,
     target: ArrayViewD<'_, T>,
     coef_zero: f64,
     coef_nonzero: f64,
     out: &mut [T],
-) -> Result<ClassStats, ShapeError> {
+    with_stats: bool,
+) -> Result<Option<ClassStats>, ShapeError> {
     check_shapes(&pred, &target)?;
     assert_eq!(out.len(), pred.len(), "output length");
     let (pred, target) = (Source::new(pred), Source::new(target));
+    let simd = Simd::active();
     let run = |k: usize, out: &mut [T], bufs: &mut (Vec<T>, Vec<T>)| {
         let start = k * CHUNK;
         let p = pred.chunk(start, out.len(), &mut bufs.0);
         let t = target.chunk(start, out.len(), &mut bufs.1);
-        scaled_diff_chunk(p, t, coef_zero, coef_nonzero, out)
+        scaled_diff_chunk_with(simd, p, t, coef_zero, coef_nonzero, out, with_stats)
     };
-    if out.len() <= CHUNK {
-        return Ok(run(0, out, &mut (Vec::new(), Vec::new())));
-    }
-    let partials: Vec<ClassStats> = out
-        .par_chunks_mut(CHUNK)
-        .enumerate()
-        .map_init(|| (Vec::new(), Vec::new()), |bufs, (k, o)| run(k, o, bufs))
-        .collect();
-    Ok(partials.into_iter().sum())
+    let stats = if out.len() <= CHUNK {
+        run(0, out, &mut (Vec::new(), Vec::new()))
+    } else {
+        let partials: Vec<ClassStats> = out
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .map_init(|| (Vec::new(), Vec::new()), |bufs, (k, o)| run(k, o, bufs))
+            .collect();
+        partials.into_iter().sum()
+    };
+    Ok(with_stats.then_some(stats))
 }
 
 /// The gradient of ACB-MSE with respect to `pred`, written into `out` (C order),
@@ -557,7 +596,8 @@ pub fn grad<T: Element>(
         ..ClassStats::EMPTY
     };
     let (coef_zero, coef_nonzero) = counts.grad_coefficients(zero_weighting, nonzero_weighting);
-    scaled_diff(pred, target, coef_zero, coef_nonzero, out)
+    let stats = scaled_diff(pred, target, coef_zero, coef_nonzero, out, true)?;
+    Ok(stats.expect("statistics were asked for"))
 }
 
 #[cfg(test)]
@@ -804,8 +844,8 @@ mod tests {
             (
                 fold_chunk_with(simd, &p, &t),
                 fold_chunk_with(simd, &p32, &t32),
-                scaled_diff_chunk_with(simd, &p, &t, 0.3, -1.7, &mut g64),
-                scaled_diff_chunk_with(simd, &p32, &t32, 0.3, -1.7, &mut g32),
+                scaled_diff_chunk_with(simd, &p, &t, 0.3, -1.7, &mut g64, true),
+                scaled_diff_chunk_with(simd, &p32, &t32, 0.3, -1.7, &mut g32, true),
                 g64,
                 g32,
             )
@@ -814,6 +854,18 @@ mod tests {
         for simd in levels {
             assert_eq!(run(simd), want, "{simd:?} (detected {:?})", Simd::detect());
         }
+    }
+
+    #[test]
+    fn scaled_diff_without_statistics_writes_the_same() {
+        let (p, t) = data(3 * CHUNK + 5, 0.1, 19);
+        let mut with = vec![0.0; p.len()];
+        let mut without = vec![0.0; p.len()];
+        let s = scaled_diff(view(&p), view(&t), 0.5, -1.5, &mut with, true).unwrap();
+        assert_eq!(s, Some(class_stats(view(&p), view(&t)).unwrap()));
+        let none = scaled_diff(view(&p), view(&t), 0.5, -1.5, &mut without, false).unwrap();
+        assert_eq!(none, None);
+        assert_eq!(with, without);
     }
 
     #[test]

@@ -206,8 +206,9 @@ fn acb_mse_per_sample<'py>(
 enum GradMode {
     /// Count the classes first, then write `2 w_c / n_c * (pred - target)`.
     Weights(f64, f64),
-    /// Write `coef_c * (pred - target)` with the coefficients given.
-    Coefficients(f64, f64),
+    /// Write `coef_c * (pred - target)` with the coefficients given; the flag says
+    /// whether to compute the class statistics too.
+    Coefficients(f64, f64, bool),
 }
 
 fn grad_kernel<T: Element + numpy::Element>(
@@ -216,7 +217,7 @@ fn grad_kernel<T: Element + numpy::Element>(
     t: ArrayViewD<'_, T>,
     out: &Bound<'_, PyAny>,
     mode: GradMode,
-) -> PyResult<ClassStats> {
+) -> PyResult<Option<ClassStats>> {
     let out_array = out.cast::<PyArrayDyn<T>>().map_err(|_| {
         PyTypeError::new_err(format!(
             "out must be a NumPy array of the same dtype as pred, got {}",
@@ -240,8 +241,10 @@ fn grad_kernel<T: Element + numpy::Element>(
         .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
     let len = p.len();
     run(py, len, move || match mode {
-        GradMode::Weights(w0, w1) => kernels::grad(p, t, w0, w1, slice),
-        GradMode::Coefficients(c0, c1) => kernels::scaled_diff(p, t, c0, c1, slice),
+        GradMode::Weights(w0, w1) => kernels::grad(p, t, w0, w1, slice).map(Some),
+        GradMode::Coefficients(c0, c1, with_stats) => {
+            kernels::scaled_diff(p, t, c0, c1, slice, with_stats)
+        }
     })
     .map_err(shape_error)
 }
@@ -261,13 +264,17 @@ fn grad_into(
     let pair = pair(pred, target)?;
     let mode = GradMode::Weights(zero_weighting, nonzero_weighting);
     let stats = with_pair!(&pair, |p, t| grad_kernel(py, p, t, out, mode))?;
-    Ok(PyClassStats(stats))
+    Ok(PyClassStats(
+        stats.expect("the gradient pass computes statistics"),
+    ))
 }
 
 /// Writes `coef_c * (pred - target)`, for each element's class `c`, into `out`
-/// (C-contiguous, same shape and dtype as `pred`) and returns the class statistics.
-/// This is the backward pass when the counts are already known.
+/// (C-contiguous, same shape and dtype as `pred`) and returns the class statistics,
+/// or `None` with `stats=False`, which skips computing them (about half the work on
+/// data in cache). This is the backward pass when the counts are already known.
 #[pyfunction]
+#[pyo3(signature = (pred, target, coef_zero, coef_nonzero, out, stats=true))]
 fn scaled_diff_into(
     py: Python<'_>,
     pred: &Bound<'_, PyAny>,
@@ -275,11 +282,12 @@ fn scaled_diff_into(
     coef_zero: f64,
     coef_nonzero: f64,
     out: &Bound<'_, PyAny>,
-) -> PyResult<PyClassStats> {
+    stats: bool,
+) -> PyResult<Option<PyClassStats>> {
     let pair = pair(pred, target)?;
-    let mode = GradMode::Coefficients(coef_zero, coef_nonzero);
-    let stats = with_pair!(&pair, |p, t| grad_kernel(py, p, t, out, mode))?;
-    Ok(PyClassStats(stats))
+    let mode = GradMode::Coefficients(coef_zero, coef_nonzero, stats);
+    let result = with_pair!(&pair, |p, t| grad_kernel(py, p, t, out, mode))?;
+    Ok(result.map(PyClassStats))
 }
 
 /// Sets the number of threads the kernels use (`None` restores the default:

@@ -240,6 +240,9 @@ def test_scaled_diff_into_writes_coefficient_times_difference():
     st = acbmse_rs._core.scaled_diff_into(pred, target, 0.5, -2.0, out)
     np.testing.assert_array_equal(out, [0.5, -2.0, 1.5])
     assert st == class_stats(pred, target)
+    out[:] = 0
+    assert acbmse_rs._core.scaled_diff_into(pred, target, 0.5, -2.0, out, stats=False) is None
+    np.testing.assert_array_equal(out, [0.5, -2.0, 1.5])
 
 
 def test_inputs_are_never_modified():

@@ -168,10 +168,12 @@ def _scaled_diff_op(pred: Tensor, target: Tensor, coef: Tensor) -> Tensor:
     o = out.numpy()
     c = coef.detach().to(torch.float64).tolist()
     if coef.dim() == 1:
-        _core.scaled_diff_into(p, t, c[0], c[1], o)
+        _core.scaled_diff_into(p, t, c[0], c[1], o, stats=False)
     else:
         for b in range(pred.shape[0]):
-            _core.scaled_diff_into(p[b : b + 1], t[b : b + 1], c[0][b], c[1][b], o[b : b + 1])
+            _core.scaled_diff_into(
+                p[b : b + 1], t[b : b + 1], c[0][b], c[1][b], o[b : b + 1], stats=False
+            )
     return out
 
 
