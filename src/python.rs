@@ -79,11 +79,17 @@ fn pair<'py>(pred: &Bound<'py, PyAny>, target: &Bound<'py, PyAny>) -> PyResult<P
     Ok(pair)
 }
 
-/// Runs a kernel with the GIL released, in the kernel pool when the input spans
-/// more than one chunk.
+/// Inputs up to this many elements are folded while holding the GIL: releasing
+/// and re-taking it would cost more than the work.
+const GIL_RELEASE_MIN: usize = 4096;
+
+/// Runs a kernel with the GIL released (except for tiny inputs), in the kernel
+/// pool when the input spans more than one chunk.
 fn run<R: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> R + Send) -> R {
-    if len <= CHUNK {
+    if len <= GIL_RELEASE_MIN {
         f()
+    } else if len <= CHUNK {
+        py.detach(f)
     } else {
         py.detach(|| threads::install(f))
     }
