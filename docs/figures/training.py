@@ -3,10 +3,11 @@
 A CPU-sized version of the DEEPCLEAN3D experiment. Synthetic sparse detector images of
 128 x 88 pixels hold a few straight particle tracks (``--hits`` signal pixels on average,
 values 0.2-1, like normalised time-of-flight) plus isolated noise pixels of the same value
-range. A small fully convolutional denoiser learns to map the noisy image to the clean
-one. It is trained twice from the same initial weights, on the same batches in the same
-order, with the same Adam optimiser and budget: once with ``torch.nn.MSELoss`` and once
-with ``acbmse_rs.torch.ACBLoss`` (weights 1 and 1).
+range. A small convolutional denoiser (by default an autoencoder with no skip connections,
+see ``make_model``) learns to map the noisy image to the clean one. It is trained twice
+from the same initial weights, on the same batches in the same order, with the same Adam
+optimiser and budget: once with ``torch.nn.MSELoss`` and once with
+``acbmse_rs.torch.ACBLoss`` (weights 1 and 1).
 
 After every epoch both networks are scored on a fixed validation set: a pixel counts as
 a predicted hit when the output exceeds 0.1 (half the smallest hit value).
@@ -20,8 +21,10 @@ Regenerate the figure and the per-epoch numbers (a few minutes on 2 cores)::
 
     python docs/figures/training.py
 
-which writes ``training.png`` and ``training.json`` next to this script. ``--hits`` and
-``--tag`` run the same experiment at another sparsity (see the README for the sweep).
+which writes ``training.png`` and ``training.json`` next to this script. ``--explore``
+reruns it at other sparsities and with a denoiser that can copy its input (``EXPLORE``),
+writes ``training_explore.json`` and prints the README's table; ``--hits``, ``--arch`` and
+``--tag`` run a single other setting.
 """
 
 from __future__ import annotations
@@ -141,7 +144,9 @@ def acb_criterion() -> tuple[nn.Module, str]:
     try:
         from acbmse_rs.torch import ACBLoss
     except ImportError:
-        return _TorchACBLoss(), "FALLBACK pure-torch ACB-MSE (acbmse_rs.torch not available)"
+        fallback = "FALLBACK pure-torch ACB-MSE (acbmse_rs.torch not available)"
+        print(f"warning: using the {fallback}", flush=True)
+        return _TorchACBLoss(), fallback
     return ACBLoss(1.0, 1.0), "acbmse_rs.torch.ACBLoss(1.0, 1.0)"
 
 
