@@ -14,7 +14,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyTuple, PyType};
 
-use crate::kernels::{self, Element, ShapeError, CHUNK};
+use crate::kernels::{self, Element, ShapeError, CHUNK, PARALLEL_MIN_LEN};
 use crate::stats::{check_weights, ClassStats, WeightError};
 use crate::threads;
 
@@ -84,11 +84,11 @@ fn pair<'py>(pred: &Bound<'py, PyAny>, target: &Bound<'py, PyAny>) -> PyResult<P
 const GIL_RELEASE_MIN: usize = 4096;
 
 /// Runs a kernel with the GIL released (except for tiny inputs), in the kernel
-/// pool when the input spans more than one chunk.
+/// pool when the kernel goes parallel (see [`PARALLEL_MIN_LEN`]).
 fn run<R: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> R + Send) -> R {
     if len <= GIL_RELEASE_MIN {
         f()
-    } else if len <= CHUNK {
+    } else if len < PARALLEL_MIN_LEN {
         py.detach(f)
     } else {
         py.detach(|| threads::install(f))
