@@ -14,7 +14,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyTuple, PyType};
 
-use crate::kernels::{self, Element, ShapeError, CHUNK, PARALLEL_MIN_LEN};
+use crate::kernels::{self, Element, ShapeError, CHUNK};
 use crate::stats::{check_weights, ClassStats, WeightError};
 use crate::threads;
 
@@ -83,15 +83,14 @@ fn pair<'py>(pred: &Bound<'py, PyAny>, target: &Bound<'py, PyAny>) -> PyResult<P
 /// and re-taking it would cost more than the work.
 const GIL_RELEASE_MIN: usize = 4096;
 
-/// Runs a kernel with the GIL released (except for tiny inputs), in the kernel
-/// pool when the kernel goes parallel (see [`PARALLEL_MIN_LEN`]).
+/// Runs a kernel with the GIL released (except for tiny inputs). Kernels on inputs
+/// of at least [`kernels::PARALLEL_MIN_LEN`] elements share the work between this
+/// thread and the kernel pool.
 fn run<R: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> R + Send) -> R {
     if len <= GIL_RELEASE_MIN {
         f()
-    } else if len < PARALLEL_MIN_LEN {
-        py.detach(f)
     } else {
-        py.detach(|| threads::install(f))
+        py.detach(f)
     }
 }
 
