@@ -26,9 +26,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 import acbmse_rs
+import numpy as np
 
 
 def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
@@ -114,11 +113,14 @@ def competitors(pred: np.ndarray, target: np.ndarray, with_sklearn: bool):
 def run_workload(name: str, shape: tuple[int, ...], repeats: int, with_sklearn: bool) -> dict:
     pred, target = make_data(shape, 0.02)
     n = pred.size
-    print(f"\n## {name}: float32 {shape} = {n:,} elements, "
-          f"{100 * np.count_nonzero(target) / n:.1f}% hits, {2 * pred.nbytes / 1e6:.0f} MB read")
+    print(
+        f"\n## {name}: float32 {shape} = {n:,} elements, "
+        f"{100 * np.count_nonzero(target) / n:.1f}% hits, {2 * pred.nbytes / 1e6:.0f} MB read"
+    )
     rows = []
     for label, fn in competitors(pred, target, with_sklearn):
-        reps = repeats if "sklearn" not in label and "original" not in label else max(3, repeats // 3)
+        slow = "sklearn" in label or "original" in label
+        reps = max(3, repeats // 3) if slow else repeats
         t = median_time(fn, reps)
         rows.append({"name": label, "seconds": t})
     roof = rows[0]["seconds"]
@@ -128,8 +130,10 @@ def run_workload(name: str, shape: tuple[int, ...], repeats: int, with_sklearn: 
     for r in rows:
         r["x_roofline"] = r["seconds"] / roof
         r["acb_mse_speedup"] = r["seconds"] / ours
-        print(f"{r['name']:40s} {r['seconds'] * 1e3:9.3f} ms {r['x_roofline']:10.2f}x "
-              f"{r['acb_mse_speedup']:17.1f}x")
+        print(
+            f"{r['name']:40s} {r['seconds'] * 1e3:9.3f} ms {r['x_roofline']:10.2f}x "
+            f"{r['acb_mse_speedup']:17.1f}x"
+        )
     memory = {
         "acb_mse": peak_traced_bytes(lambda: acbmse_rs.acb_mse(pred, target)),
         "class_stats": peak_traced_bytes(lambda: acbmse_rs.class_stats(pred, target)),
@@ -137,20 +141,29 @@ def run_workload(name: str, shape: tuple[int, ...], repeats: int, with_sklearn: 
         "acb_mse_grad": peak_traced_bytes(lambda: acbmse_rs.acb_mse_grad(pred, target)),
         "numpy (masks)": peak_traced_bytes(lambda: numpy_acb_mse(pred, target)),
     }
-    print("peak extra memory (tracemalloc): "
-          + ", ".join(f"{k} {v / 1e6:.3f} MB" for k, v in memory.items())
-          + f"  (input {pred.nbytes / 1e6:.0f} MB each)")
-    return {"workload": name, "shape": list(shape), "elements": n, "rows": rows,
-            "peak_extra_bytes": memory}
+    print(
+        "peak extra memory (tracemalloc): "
+        + ", ".join(f"{k} {v / 1e6:.3f} MB" for k, v in memory.items())
+        + f"  (input {pred.nbytes / 1e6:.0f} MB each)"
+    )
+    return {
+        "workload": name,
+        "shape": list(shape),
+        "elements": n,
+        "rows": rows,
+        "peak_extra_bytes": memory,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--large", type=int, default=100_000_000,
-                        help="elements of the large workload (0 to skip)")
+    parser.add_argument(
+        "--large", type=int, default=100_000_000, help="elements of the large workload (0 to skip)"
+    )
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="acbmse_rs threads (default: all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="acbmse_rs threads (default: all cores)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     if args.threads:
@@ -168,8 +181,8 @@ def main() -> None:
     print("# acbmse-rs core benchmark:", json.dumps(info))
     results = [run_workload("original example", (10, 3, 256, 256), args.repeats, True)]
     if args.large:
-        results.append(run_workload("large", (args.large // 11264, 11264), max(5, args.repeats // 3),
-                                    False))
+        shape = (args.large // 11264, 11264)
+        results.append(run_workload("large", shape, max(5, args.repeats // 3), False))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"core-{time.strftime('%Y%m%d-%H%M%S')}.json"
     tmp = path.with_suffix(".tmp")
