@@ -222,63 +222,42 @@ fn count_zero_chunk_impl<T: Element>(target: &[T]) -> u64 {
     target.iter().map(|&t| u64::from(t == T::ZERO)).sum()
 }
 
-// The same loops compiled for AVX2, chosen at run time. The lane structure is
-// explicit and no fused multiply-add is used, so both versions give bitwise the
-// same results.
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::*;
+// The same loops compiled for AVX2 and for AVX-512 (F + VL + DQ + BW), chosen at run
+// time. The lane structure is explicit and no fused multiply-add is used, so every
+// version gives bitwise the same results.
+macro_rules! simd_variant {
+    ($name:ident, $features:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $name {
+            use super::*;
 
-    #[target_feature(enable = "avx2")]
-    pub(super) fn fold_chunk<T: Element>(pred: &[T], target: &[T]) -> ClassStats {
-        fold_chunk_impl(pred, target)
-    }
+            #[target_feature(enable = $features)]
+            pub(super) fn fold_chunk<T: Element>(pred: &[T], target: &[T]) -> ClassStats {
+                fold_chunk_impl(pred, target)
+            }
 
-    #[target_feature(enable = "avx2")]
-    pub(super) fn scaled_diff_chunk<T: Element>(
-        pred: &[T],
-        target: &[T],
-        coef_zero: f64,
-        coef_nonzero: f64,
-        out: &mut [T],
-        with_stats: bool,
-    ) -> ClassStats {
-        scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out, with_stats)
-    }
+            #[target_feature(enable = $features)]
+            pub(super) fn scaled_diff_chunk<T: Element>(
+                pred: &[T],
+                target: &[T],
+                coef_zero: f64,
+                coef_nonzero: f64,
+                out: &mut [T],
+                with_stats: bool,
+            ) -> ClassStats {
+                scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out, with_stats)
+            }
 
-    #[target_feature(enable = "avx2")]
-    pub(super) fn count_zero_chunk<T: Element>(target: &[T]) -> u64 {
-        count_zero_chunk_impl(target)
-    }
+            #[target_feature(enable = $features)]
+            pub(super) fn count_zero_chunk<T: Element>(target: &[T]) -> u64 {
+                count_zero_chunk_impl(target)
+            }
+        }
+    };
 }
 
-// And for AVX-512 (F + VL + DQ + BW), where available.
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::*;
-
-    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2")]
-    pub(super) fn fold_chunk<T: Element>(pred: &[T], target: &[T]) -> ClassStats {
-        fold_chunk_impl(pred, target)
-    }
-
-    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2")]
-    pub(super) fn scaled_diff_chunk<T: Element>(
-        pred: &[T],
-        target: &[T],
-        coef_zero: f64,
-        coef_nonzero: f64,
-        out: &mut [T],
-        with_stats: bool,
-    ) -> ClassStats {
-        scaled_diff_chunk_impl(pred, target, coef_zero, coef_nonzero, out, with_stats)
-    }
-
-    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2")]
-    pub(super) fn count_zero_chunk<T: Element>(target: &[T]) -> u64 {
-        count_zero_chunk_impl(target)
-    }
-}
+simd_variant!(avx2, "avx2");
+simd_variant!(avx512, "avx512f,avx512vl,avx512dq,avx512bw,avx2");
 
 /// Instruction sets the inner loops are compiled for, best last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -13,6 +13,7 @@ gradient differs (a control that the test is sensitive).
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import pytest
@@ -53,6 +54,11 @@ def _worker(rank: int, port: int) -> None:
     try:
         for backend in ("kernel", "tensor"):
             _check_relation(rank, backend)
+        # Tear down in step: free the DDP reducers, then let both ranks reach this
+        # point before either destroys the group (rank 0 hosts the TCP store; a rank
+        # still talking to it when it goes away aborts in gloo's C++ threads).
+        gc.collect()
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

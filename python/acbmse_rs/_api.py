@@ -20,7 +20,14 @@ import numpy.typing as npt
 from . import _core
 from ._core import ClassStats
 
-__all__ = ["acb_mse", "acb_mse_grad", "acb_mse_per_sample", "class_stats", "prepare"]
+__all__ = [
+    "acb_mse",
+    "acb_mse_grad",
+    "acb_mse_per_sample",
+    "check_pair",
+    "class_stats",
+    "prepare",
+]
 
 _REAL_KINDS = frozenset("biuf")
 
@@ -34,6 +41,29 @@ def _compute_dtype(a: np.dtype[Any], b: np.dtype[Any]) -> np.dtype[Any]:
     return np.dtype(np.float64)
 
 
+def check_pair(pred: Any, target: Any) -> None:
+    """Check two array-like objects (NumPy, Dask, ...) before any data is read.
+
+    Raises ``TypeError`` for non-real dtypes and ``ValueError`` for mismatched shapes
+    (no broadcasting) or empty input; the messages name the offending values.
+    """
+    for name, a in (("pred", pred), ("target", target)):
+        if a.dtype.kind not in _REAL_KINDS:
+            raise TypeError(
+                f"{name} has unsupported dtype {a.dtype}; expected real numbers "
+                "(float, integer or bool)"
+            )
+    if pred.shape != target.shape:
+        raise ValueError(
+            "pred and target must have the same shape (no broadcasting), got "
+            f"pred.shape={pred.shape} and target.shape={target.shape}"
+        )
+    if pred.size == 0:
+        raise ValueError(
+            f"pred and target are empty (shape {pred.shape}); ACB-MSE needs at least one element"
+        )
+
+
 def prepare(
     pred: npt.ArrayLike, target: npt.ArrayLike
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -45,21 +75,7 @@ def prepare(
     """
     p = np.asarray(pred)
     t = np.asarray(target)
-    for name, a in (("pred", p), ("target", t)):
-        if a.dtype.kind not in _REAL_KINDS:
-            raise TypeError(
-                f"{name} has unsupported dtype {a.dtype}; expected real numbers "
-                "(float, integer or bool)"
-            )
-    if p.shape != t.shape:
-        raise ValueError(
-            "pred and target must have the same shape (no broadcasting), got "
-            f"pred.shape={p.shape} and target.shape={t.shape}"
-        )
-    if p.size == 0:
-        raise ValueError(
-            f"pred and target are empty (shape {p.shape}); ACB-MSE needs at least one element"
-        )
+    check_pair(p, t)
     dtype = _compute_dtype(p.dtype, t.dtype)
     # astype(copy=False) also makes byte-swapped input native.
     return p.astype(dtype, copy=False), t.astype(dtype, copy=False)

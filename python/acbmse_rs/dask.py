@@ -36,8 +36,8 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("acbmse_rs.dask needs dask: pip install 'acbmse-rs[dask]'") from e
 
 from . import _core
+from ._api import check_pair, prepare
 from ._api import class_stats as _np_class_stats
-from ._api import prepare
 from ._core import ClassStats
 from .scorer import Scorer, ScoreResult, _per_sample_losses
 
@@ -48,7 +48,6 @@ da: Any = _dask_array
 delayed: Any = _delayed
 DaskArray = _dask_array.Array
 
-_REAL_KINDS = frozenset("biuf")
 if TYPE_CHECKING:  # np.ndarray[...] is not subscriptable at run time before NumPy 1.22
     NDArray = np.ndarray[Any, Any]
 
@@ -58,25 +57,12 @@ def _as_pair(pred: Any, target: Any) -> tuple[Any, Any]:
     p = pred if isinstance(pred, da.Array) else da.asarray(pred)
     t = target if isinstance(target, da.Array) else da.asarray(target)
     for name, a in (("pred", p), ("target", t)):
-        if a.dtype.kind not in _REAL_KINDS:
-            raise TypeError(
-                f"{name} has unsupported dtype {a.dtype}; expected real numbers "
-                "(float, integer or bool)"
-            )
         if any(np.isnan(n) for n in a.shape):
             raise ValueError(
                 f"{name} has unknown chunk sizes (shape {a.shape}); call "
                 "compute_chunk_sizes() first"
             )
-    if p.shape != t.shape:
-        raise ValueError(
-            "pred and target must have the same shape (no broadcasting), got "
-            f"pred.shape={p.shape} and target.shape={t.shape}"
-        )
-    if p.size == 0:
-        raise ValueError(
-            f"pred and target are empty (shape {p.shape}); ACB-MSE needs at least one element"
-        )
+    check_pair(p, t)
     if t.chunks != p.chunks:
         t = t.rechunk(p.chunks)
     return p, t
