@@ -7,8 +7,8 @@
 
 use numpy::ndarray::ArrayViewD;
 use numpy::{
-    PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
-    PyUntypedArrayMethods,
+    PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn,
+    PyReadwriteArrayDyn, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -203,6 +203,45 @@ fn acb_mse_per_sample<'py>(
         stats
             .iter()
             .map(|s| s.loss(zero_weighting, nonzero_weighting)),
+    ))
+}
+
+/// ACB-MSE of each entry of per-sample statistics (as `per_sample_stats` returns
+/// them, possibly added up across blocks): the same `ClassStats::loss` as every
+/// other loss, so the values equal `acb_mse_per_sample`'s bit for bit.
+#[pyfunction]
+#[pyo3(signature = (n_zero, n_nonzero, sse_zero, sse_nonzero, zero_weighting=1.0, nonzero_weighting=1.0))]
+fn per_sample_losses<'py>(
+    py: Python<'py>,
+    n_zero: PyReadonlyArray1<'py, u64>,
+    n_nonzero: PyReadonlyArray1<'py, u64>,
+    sse_zero: PyReadonlyArray1<'py, f64>,
+    sse_nonzero: PyReadonlyArray1<'py, f64>,
+    zero_weighting: f64,
+    nonzero_weighting: f64,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    check_weights(zero_weighting, nonzero_weighting).map_err(weight_error)?;
+    let (n0, n1, s0, s1) = (
+        n_zero.as_array(),
+        n_nonzero.as_array(),
+        sse_zero.as_array(),
+        sse_nonzero.as_array(),
+    );
+    let lengths = [n0.len(), n1.len(), s0.len(), s1.len()];
+    if lengths.iter().any(|&n| n != lengths[0]) {
+        return Err(PyValueError::new_err(format!(
+            "per-sample statistics must have equal lengths, got {lengths:?}"
+        )));
+    }
+    let stats = (0..lengths[0]).map(|k| ClassStats {
+        n_zero: n0[k],
+        n_nonzero: n1[k],
+        sse_zero: s0[k],
+        sse_nonzero: s1[k],
+    });
+    Ok(PyArray1::from_iter(
+        py,
+        stats.map(|s| s.loss(zero_weighting, nonzero_weighting)),
     ))
 }
 
@@ -468,6 +507,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(acb_mse, m)?)?;
     m.add_function(wrap_pyfunction!(acb_mse_per_sample, m)?)?;
     m.add_function(wrap_pyfunction!(per_sample_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(per_sample_losses, m)?)?;
     m.add_function(wrap_pyfunction!(grad_into, m)?)?;
     m.add_function(wrap_pyfunction!(scaled_diff_into, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;

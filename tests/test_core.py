@@ -441,3 +441,16 @@ def test_gradient_into_a_reused_buffer():
         acb_mse_grad(pred, target, out=pred)
     with pytest.raises(TypeError, match="numpy.ndarray"):
         acb_mse_grad(pred, target, out=[0.0])
+
+
+def test_per_sample_losses_from_statistics():
+    rng = np.random.default_rng(16)
+    pred, target = sparse_pair(rng, (6, 500), 0.05)
+    target[0] = 0
+    n0, n1, s0, s1 = acbmse_rs._core.per_sample_stats(pred, target)
+    losses = acbmse_rs._core.per_sample_losses(n0, n1, s0, s1, 0.5, 2.0)
+    np.testing.assert_array_equal(losses, acb_mse_per_sample(pred, target, 0.5, 2.0))
+    with pytest.raises(ValueError, match=r"equal lengths, got \[6, 6, 6, 5\]"):
+        acbmse_rs._core.per_sample_losses(n0, n1, s0, s1[:5])
+    with pytest.raises(ValueError, match="nonzero_weighting"):
+        acbmse_rs._core.per_sample_losses(n0, n1, s0, s1, 1.0, -2.0)

@@ -68,6 +68,14 @@ def per_sample_stats(
     npt.NDArray[np.float64],
     npt.NDArray[np.float64],
 ]: ...
+def per_sample_losses(
+    n_zero: npt.NDArray[np.uint64],
+    n_nonzero: npt.NDArray[np.uint64],
+    sse_zero: npt.NDArray[np.float64],
+    sse_nonzero: npt.NDArray[np.float64],
+    zero_weighting: float = 1.0,
+    nonzero_weighting: float = 1.0,
+) -> npt.NDArray[np.float64]: ...
 def grad_into(
     pred: _FloatArray,
     target: _FloatArray,

@@ -456,16 +456,13 @@ def _per_sample_losses(
     zero_weighting: float,
     nonzero_weighting: float,
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Per-sample ACB-MSE from per-sample statistics, as ``ClassStats.loss`` computes it.
-
-    Each class mean is ``sse / n`` and an empty class contributes exactly 0, with
-    the same operations in the same order as the Rust kernel, so the values equal
-    ``acb_mse_per_sample`` bit for bit.
-    """
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_zero = sse_zero / np.maximum(n_zero, 1).astype(np.float64)
-        mean_nonzero = sse_nonzero / np.maximum(n_nonzero, 1).astype(np.float64)
-        term_zero = np.where(n_zero > 0, zero_weighting * mean_zero, 0.0)
-        term_nonzero = np.where(n_nonzero > 0, nonzero_weighting * mean_nonzero, 0.0)
-    # ClassStats.loss: loss = 0.0; loss += A*m0 (if any); loss += B*m1 (if any).
-    return (0.0 + term_zero) + term_nonzero
+    """Per-sample ACB-MSE from per-sample statistics, by ``ClassStats.loss`` in the core,
+    so the values equal ``acb_mse_per_sample`` bit for bit."""
+    return _core.per_sample_losses(
+        np.asarray(n_zero, dtype=np.uint64),
+        np.asarray(n_nonzero, dtype=np.uint64),
+        np.asarray(sse_zero, dtype=np.float64),
+        np.asarray(sse_nonzero, dtype=np.float64),
+        zero_weighting,
+        nonzero_weighting,
+    )
