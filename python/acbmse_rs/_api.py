@@ -25,6 +25,7 @@ __all__ = [
     "acb_mse_grad",
     "acb_mse_per_sample",
     "check_pair",
+    "check_samples_axis",
     "class_stats",
     "prepare",
 ]
@@ -61,6 +62,14 @@ def check_pair(pred: Any, target: Any) -> None:
     if pred.size == 0:
         raise ValueError(
             f"pred and target are empty (shape {pred.shape}); ACB-MSE needs at least one element"
+        )
+
+
+def check_samples_axis(ndim: int, what: str) -> None:
+    """Raise ``ValueError`` unless the inputs have an axis 0 (of samples) for ``what``."""
+    if ndim == 0:
+        raise ValueError(
+            f"{what} needs arrays with at least 1 dimension (axis 0 = samples), got 0-d arrays"
         )
 
 
@@ -208,11 +217,7 @@ def acb_mse_per_sample(
     """
     _core.validate_weights(zero_weighting, nonzero_weighting)
     p, t = prepare(pred, target)
-    if p.ndim == 0:
-        raise ValueError(
-            "acb_mse_per_sample needs arrays with at least 1 dimension (axis 0 = samples), "
-            "got 0-d arrays"
-        )
+    check_samples_axis(p.ndim, "acb_mse_per_sample")
     return _core.acb_mse_per_sample(p, t, zero_weighting, nonzero_weighting)
 
 

@@ -36,7 +36,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("acbmse_rs.dask needs dask: pip install 'acbmse-rs[dask]'") from e
 
 from . import _core
-from ._api import check_pair, prepare
+from ._api import check_pair, check_samples_axis, prepare
 from ._api import class_stats as _np_class_stats
 from ._core import ClassStats
 from .scorer import Scorer, ScoreResult, _per_sample_losses
@@ -201,11 +201,7 @@ def acb_mse_per_sample(
     """
     _core.validate_weights(zero_weighting, nonzero_weighting)
     p, t = _as_pair(pred, target)
-    if p.ndim == 0:
-        raise ValueError(
-            "acb_mse_per_sample needs arrays with at least 1 dimension (axis 0 = samples), "
-            "got 0-d arrays"
-        )
+    check_samples_axis(p.ndim, "acb_mse_per_sample")
     if all(len(c) == 1 for c in p.chunks[1:]):
         per_sample: DaskArray = da.map_blocks(
             _block_per_sample,
@@ -272,8 +268,7 @@ def score(
     """
     _core.validate_weights(zero_weighting, nonzero_weighting)
     p, t = _as_pair(pred, target)
-    if p.ndim == 0:
-        raise ValueError("score needs arrays with at least 1 dimension (axis 0 = samples)")
+    check_samples_axis(p.ndim, "score")
     token = _token(p, t, zero_weighting, nonzero_weighting, "score")
     pblocks, tblocks = p.to_delayed(), t.to_delayed()
     sample_shape = tuple(int(n) for n in p.shape[1:])

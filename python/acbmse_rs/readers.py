@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 
+from ._api import _REAL_KINDS
+
 __all__ = [
     "ArraySource",
     "InputError",
@@ -37,7 +39,6 @@ __all__ = [
     "open_source",
 ]
 
-_REAL_KINDS = frozenset("biuf")
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

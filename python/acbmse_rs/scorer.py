@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._api import prepare
+from ._api import check_samples_axis, prepare
 from ._core import ClassStats
 
 __all__ = ["ScoreResult", "Scorer"]
@@ -328,11 +328,7 @@ class Scorer:
                 different from the earlier batches'.
         """
         p, t = prepare(pred, target)
-        if p.ndim == 0:
-            raise ValueError(
-                "Scorer.update needs batches with at least 1 dimension (axis 0 = samples), "
-                "got 0-d arrays"
-            )
+        check_samples_axis(p.ndim, "Scorer.update")
         sample_shape = tuple(p.shape[1:])
         if self._sample_shape is not None and sample_shape != self._sample_shape:
             raise ValueError(
