@@ -74,11 +74,6 @@ fn pool() -> Arc<ThreadPool> {
     pool
 }
 
-/// Runs `f` inside the kernel thread pool.
-pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    pool().install(f)
-}
-
 /// `f(state, k)` for every `k` in `0..n`, results in index order, computed by the
 /// calling thread together with the pool's workers; `init` makes one scratch state
 /// per participating thread.
@@ -145,7 +140,7 @@ mod tests {
     fn set_and_get() {
         set_num_threads(Some(3)).unwrap();
         assert_eq!(get_num_threads(), 3);
-        assert_eq!(install(rayon::current_num_threads), 3);
+        assert_eq!(pool().current_num_threads(), 3);
         assert!(set_num_threads(Some(0)).is_err());
         assert_eq!(get_num_threads(), 3);
         set_num_threads(None).unwrap();
